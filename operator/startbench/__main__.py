@@ -1,0 +1,5 @@
+import sys
+
+from startbench.cli import main
+
+sys.exit(main())
