@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command (README): set up what the suite needs, then run every tier.
+#   hack/test.sh            set up (idempotent, cached) and run all tiers
+#   hack/test.sh -m "not cluster and not docker"   extra pytest arguments pass through
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+for setup in hack/ci/setup-*.sh; do
+    echo "== $setup"
+    s=$(date +%s)
+    bash "$setup"
+    echo "== $setup took $(( $(date +%s) - s ))s"
+done
+echo "== setup took $(( $(date +%s) - t0 ))s in all"
+set +e
+python3 -m pytest -p no:cacheprovider "$@"
+rc=$?
+set -e
+echo "== tests took $(( $(date +%s) - t0 ))s since start"
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+exit $rc

@@ -1,0 +1,1 @@
+"""Shared pytest configuration. Fixtures for each tier live in tests/support/ and are imported here."""
