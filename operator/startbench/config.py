@@ -1,0 +1,71 @@
+"""The operator's configuration: one object read from STARTBENCH_* environment variables.
+
+Every variable is documented in the README ("Configuration"). `load()` validates all of them at
+start-up and raises ConfigError naming the variable and what to change, so a bad deployment fails
+at once instead of half-way through a benchmark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+
+class ConfigError(ValueError):
+    """A STARTBENCH_* variable has a value the operator cannot use."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Namespaces the operator watches; empty means the whole cluster.
+    namespaces: tuple[str, ...] = ()
+    # Port of the Prometheus /metrics endpoint (0 disables it).
+    metrics_port: int = 9090
+    # Address the metrics endpoint binds to.
+    metrics_address: str = "0.0.0.0"
+    # Docker engine used for image builds; empty means the SDK's default (DOCKER_HOST or the local socket).
+    docker_host: str = ""
+    # Maximum number of pods one benchmark may have in flight, whatever its spec asks (guards the cluster).
+    max_parallel_pods: int = 1000
+    # Log level of the operator: DEBUG, INFO, WARNING, ERROR.
+    log_level: str = "INFO"
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer; set it to a whole number between {low} and {high}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range; set it between {low} and {high}")
+    return value
+
+
+def load(env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration from `env` (default: os.environ)."""
+    env = os.environ if env is None else env
+    namespaces = tuple(ns.strip() for ns in env.get("STARTBENCH_NAMESPACES", "").split(",") if ns.strip())
+    for ns in namespaces:
+        if len(ns) > 63 or not ns.replace("-", "a").isalnum() or not ns.islower() or ns[0] == "-" or ns[-1] == "-":
+            raise ConfigError(
+                f"STARTBENCH_NAMESPACES has {ns!r}, which is not a namespace name; "
+                "give a comma-separated list of lower-case DNS labels, or leave it empty for all namespaces"
+            )
+    log_level = env.get("STARTBENCH_LOG_LEVEL", "INFO").upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"STARTBENCH_LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return Config(
+        namespaces=namespaces,
+        metrics_port=_int(env, "STARTBENCH_METRICS_PORT", 9090, 0, 65535),
+        metrics_address=env.get("STARTBENCH_METRICS_ADDRESS", "0.0.0.0") or "0.0.0.0",
+        docker_host=env.get("STARTBENCH_DOCKER_HOST", ""),
+        max_parallel_pods=_int(env, "STARTBENCH_MAX_PARALLEL_PODS", 1000, 1, 100_000),
+        log_level=log_level,
+    )
