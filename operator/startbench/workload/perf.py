@@ -1,0 +1,139 @@
+"""Training metrics from step times (pure): throughput, step-time quantiles, FLOPs, TFLOPS and MFU.
+
+FLOPs follow one convention everywhere: multiply-accumulates of convolutions and matrix products
+counted as 2 FLOPs, forward plus backward (about 3 x forward), per sample; element-wise work is not
+counted. torch.utils.flop_counter counts exactly that for a real step; JAX and TensorFlow runs use
+TRAINING_MACS_224 below, which is the same convention for the same architectures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+# Forward multiply-accumulates per 224x224 image as torchvision lists them (docs/workload.md).
+TRAINING_MACS_224: dict[str, float] = {
+    "resnet18": 1.81e9,
+    "resnet50": 4.09e9,
+    "alexnet": 0.714e9,
+}
+MODELS: tuple[str, ...] = tuple(TRAINING_MACS_224)
+
+# A training step costs about three forward passes: forward, and a backward that computes gradients
+# with respect to activations and to weights, each about as costly as the forward.
+TRAIN_STEP_FACTOR = 3.0
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0 <= q <= 1) with linear interpolation between order statistics (NumPy's
+    default, Hyndman-Fan type 7). Raises ValueError on an empty sequence."""
+    if not values:
+        raise ValueError("quantile of an empty sequence")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile q must be within [0, 1], got {q}")
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def table_flops_per_sample(model: str, image_size: int) -> float:
+    """Training FLOPs per sample from TRAINING_MACS_224, scaled by (image_size/224)^2.
+
+    The scaling is exact for the convolutions (their cost grows with the output area) and an
+    approximation for the fully connected layers, which do not scale with the image; for these
+    three models the convolutions are over 90 % of the forward cost at 224x224.
+    """
+    if model not in TRAINING_MACS_224:
+        raise ValueError(f"no FLOPs figure for model {model!r}: use one of {', '.join(MODELS)}")
+    if image_size <= 0:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    return TRAINING_MACS_224[model] * 2.0 * TRAIN_STEP_FACTOR * (image_size / 224.0) ** 2
+
+
+def step_metrics(step_times_s: Sequence[float], batch_size: int, flops_per_sample: float | None,
+                 peak_tflops: float | None) -> dict[str, float | None]:
+    """Metrics of the steady window from its per-step times in seconds.
+
+    samples_per_s is total samples over total time (not the mean of per-step rates). tflops is
+    samples_per_s x flops_per_sample; mfu is tflops / peak_tflops, absent (None) when either is
+    unknown. An empty window gives None everywhere: nothing was measured, so nothing is reported.
+    """
+    out: dict[str, float | None] = {
+        "samples_per_s": None, "step_time_p50_ms": None, "step_time_p90_ms": None, "tflops": None, "mfu": None,
+    }
+    times = [t for t in step_times_s]
+    if not times:
+        return out
+    if any(t <= 0 or not math.isfinite(t) for t in times):
+        raise ValueError(f"step times must be positive finite seconds, got {times}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    sps = batch_size * len(times) / sum(times)
+    out["samples_per_s"] = sps
+    out["step_time_p50_ms"] = quantile(times, 0.5) * 1000.0
+    out["step_time_p90_ms"] = quantile(times, 0.9) * 1000.0
+    if flops_per_sample is not None and flops_per_sample > 0:
+        tflops = sps * flops_per_sample / 1e12
+        out["tflops"] = tflops
+        if peak_tflops is not None and peak_tflops > 0:
+            out["mfu"] = tflops / peak_tflops
+    return out
+
+
+# Dense (no structured sparsity) peak TFLOPS per GPU model, from NVIDIA's datasheets. Keys are
+# precisions as the workload's --precision names them: fp32 (TF32 tensor cores off), tf32, bf16, fp16
+# (tensor cores with fp32 accumulation). None where the GPU has no such mode (T4: no TF32, no bf16).
+# Patterns are matched against the NVML device name in order; the first match wins, so specific
+# variants come before the general ones. A GPU that matches nothing has no MFU.
+GPU_PEAKS_TFLOPS: tuple[tuple[str, str, dict[str, float | None]], ...] = (
+    # (pattern, label, peaks)
+    (r"H200 NVL", "H200 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
+    (r"H200", "H200 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (r"H100 PCIe", "H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
+    (r"H100 (80GB HBM3|SXM)", "H100 SXM", {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
+    (r"A100", "A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0}),
+    (r"L40S", "L40S", {"fp32": 91.6, "tf32": 183.0, "bf16": 362.05, "fp16": 362.05}),
+    (r"\bL4\b", "L4", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
+    (r"\bT4\b", "T4", {"fp32": 8.1, "tf32": None, "bf16": None, "fp16": 65.0}),
+)
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
+
+
+def gpu_peak_tflops(device_name: str | None, precision: str) -> float | None:
+    """Dense peak TFLOPS of the GPU named `device_name` (as NVML spells it) at `precision`, or None
+    when the model is not in GPU_PEAKS_TFLOPS or has no such mode. Never a guess."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if not device_name:
+        return None
+    for pattern, _label, peaks in GPU_PEAKS_TFLOPS:
+        if re.search(pattern, device_name):
+            return peaks.get(precision)
+    return None
+
+
+def summarize_gpu_samples(samples: Sequence[dict[str, float | None]]) -> dict[str, float | None]:
+    """Mean and max of NVML samples, like the published container-overhead study reports them.
+
+    Each sample may hold gpu_util, mem_util (percent), mem_used_mib, power_w and sm_clock_mhz; a
+    field absent or None in a sample is left out of that field's statistics, and a field no sample
+    has is None (not measured), never zero.
+    """
+    def values(key: str) -> list[float]:
+        return [float(s[key]) for s in samples if s.get(key) is not None]
+
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    def top(xs: list[float]) -> float | None:
+        return max(xs) if xs else None
+
+    gpu, mem, used, power, clock = (values(k) for k in ("gpu_util", "mem_util", "mem_used_mib", "power_w", "sm_clock_mhz"))
+    return {
+        "gpu_util_mean": mean(gpu), "gpu_util_max": top(gpu),
+        "mem_util_mean": mean(mem), "mem_util_max": top(mem),
+        "mem_used_max_mib": top(used), "power_mean_w": mean(power), "sm_clock_mean_mhz": mean(clock),
+    }

@@ -1,0 +1,247 @@
+"""The workload's run: arguments, phases, marks, metrics and the report, including on failure.
+
+Every exit path writes exactly one report: a normal end, an exception in any phase (failed_phase is the
+first mark not reached), invalid arguments, and SIGTERM. SIGTERM is handled on a thread woken through
+signal.set_wakeup_fd, so the report is written even while the main thread is inside a long framework
+call; the process then exits with 143 (128 + SIGTERM), as Kubernetes expects of a terminated container.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from startbench.workload.frameworks import FRAMEWORKS, load_backend
+from startbench.workload.marks import MARKS, Marks, next_mark
+from startbench.workload.perf import MODELS, PRECISIONS, gpu_peak_tflops, step_metrics, summarize_gpu_samples, table_flops_per_sample
+from startbench.workload.report import build_report, write_report
+
+FAIL_AT_ENV = "STARTBENCH_WORKLOAD_FAIL_AT"
+SHAPES = {"imagenet": (224, 1000), "tiny-imagenet": (64, 200)}
+EXIT_FAILED = 1
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+def log(message: str) -> None:
+    print(f"startbench-workload: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    framework: str
+    model: str
+    steps: int
+    batch_size: int
+    precision: str
+    image_size: int
+    num_classes: int
+    data: str | None
+    device: str
+    fail_at: str | None
+
+    def report_config(self) -> dict:
+        return {"steps": self.steps, "batch_size": self.batch_size, "precision": self.precision,
+                "image_size": self.image_size, "data": "dataset" if self.data else "synthetic"}
+
+
+class ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # a report instead of argparse's exit(2), so the operator learns why
+        raise ArgumentError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m startbench.workload",
+                description="Measure a deep-learning pod's start (imports, device init, first step) and training "
+                            "throughput; print a JSON report as the last line (docs/workload.md).")
+    p.add_argument("--framework", choices=FRAMEWORKS, default=os.environ.get("STARTBENCH_FRAMEWORK", "pytorch"),
+                   help="framework to run (default: env STARTBENCH_FRAMEWORK, else pytorch)")
+    p.add_argument("--model", choices=MODELS, default="resnet18")
+    p.add_argument("--steps", type=int, default=15, help="training steps, the first included (default 15, >= 2)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--shape", choices=sorted(SHAPES), default="imagenet",
+                   help="imagenet: 224x224, 1000 classes; tiny-imagenet: 64x64, 200 classes")
+    p.add_argument("--image-size", type=int, help="override the shape's image size")
+    p.add_argument("--num-classes", type=int, help="override the shape's (or dataset's) class count")
+    p.add_argument("--data", metavar="PATH", help="dataset (.npz or ImageFolder directory) instead of synthetic data")
+    p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto")
+    p.add_argument("--fail-at", choices=MARKS[1:], default=os.environ.get(FAIL_AT_ENV) or None,
+                   help=f"fail on purpose just before this mark (tests; default: env {FAIL_AT_ENV})")
+    return p
+
+
+def parse_config(argv: list[str]) -> RunConfig:
+    a = build_parser().parse_args(argv)
+    if a.fail_at is not None and a.fail_at not in MARKS[1:]:
+        raise ArgumentError(f"{FAIL_AT_ENV}={a.fail_at!r}: use one of {', '.join(MARKS[1:])}")
+    if a.steps < 2:
+        raise ArgumentError(f"--steps {a.steps}: at least 2 (the first step, then a steady window)")
+    if a.batch_size < 1:
+        raise ArgumentError(f"--batch-size {a.batch_size}: must be at least 1")
+    size, classes = SHAPES[a.shape]
+    image_size = a.image_size or size
+    if image_size < 32:
+        raise ArgumentError(f"--image-size {image_size}: at least 32 (the models downsample 32x)")
+    return RunConfig(framework=a.framework, model=a.model, steps=a.steps, batch_size=a.batch_size,
+                     precision=a.precision, image_size=image_size, num_classes=a.num_classes or classes,
+                     data=a.data, device=a.device, fail_at=a.fail_at)
+
+
+def _guess_identity(argv: list[str]) -> tuple[str, str]:
+    """framework and model for a report when the arguments did not parse."""
+    found = {"--framework": os.environ.get("STARTBENCH_FRAMEWORK", "pytorch"), "--model": "resnet18"}
+    for i, arg in enumerate(argv):
+        for flag in found:
+            if arg == flag and i + 1 < len(argv):
+                found[flag] = argv[i + 1]
+            elif arg.startswith(flag + "="):
+                found[flag] = arg.split("=", 1)[1]
+    return found["--framework"] or "unknown", found["--model"] or "unknown"
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+class Run:
+    """One run's state; report() writes the single report, whichever path gets there first."""
+
+    def __init__(self, marks: Marks, framework: str, model: str):
+        self.marks = marks
+        self.framework = framework
+        self.model = model
+        self.cfg: RunConfig | None = None
+        self.device: dict | None = None
+        self.versions: dict[str, str] = {"python": sys.version.split()[0]}
+        self._lock = threading.Lock()
+        self._reported = False
+
+    def report(self, metrics: dict | None = None, error: str | None = None, flops: dict | None = None) -> bool:
+        with self._lock:
+            if self._reported:
+                return False
+            self._reported = True
+            doc = build_report(framework=self.framework, model=self.model, marks_ms=dict(self.marks.wall_ms),
+                               device=self.device, config=self.cfg.report_config() if self.cfg else None,
+                               metrics=metrics, error=error, flops=flops, versions=self.versions)
+            write_report(doc)
+            return True
+
+
+def _watch_sigterm(run: Run) -> None:
+    """Write a failure report and exit 143 as soon as SIGTERM arrives, whatever the main thread is doing."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)  # the thread below does the work
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def wait() -> None:
+        while True:
+            data = reader.recv(16)
+            if not data:
+                return
+            if signal.SIGTERM in data:
+                phase = next_mark(run.marks.wall_ms) or MARKS[-1]
+                log(f"SIGTERM during {phase}: writing the report and exiting")
+                run.report(error=f"terminated by SIGTERM before mark {phase!r}")
+                sys.stdout.flush()
+                os._exit(EXIT_SIGTERM)
+
+    threading.Thread(target=wait, name="startbench-sigterm", daemon=True).start()
+
+
+def main(argv: list[str] | None = None, anchor: tuple[int, int] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    marks = Marks(anchor)
+    marks.mark("interpreter_ready")
+    framework, model = _guess_identity(argv)
+    run = Run(marks, framework, model)
+    _watch_sigterm(run)
+    try:
+        cfg = parse_config(argv)
+    except ArgumentError as exc:
+        log(f"invalid arguments: {exc}")
+        run.report(error=f"invalid arguments: {exc}")
+        return EXIT_FAILED
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    run.cfg = cfg
+    try:
+        return _run_phases(run, cfg)
+    except BaseException as exc:  # any phase, KeyboardInterrupt included: the report says which and why
+        phase = next_mark(marks.wall_ms) or MARKS[-1]
+        log(f"failed before mark {phase}: {type(exc).__name__}: {exc}")
+        run.report(error=f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+
+
+def _run_phases(run: Run, cfg: RunConfig) -> int:
+    marks = run.marks
+
+    def reach(name: str) -> None:
+        if cfg.fail_at == name:
+            raise InjectedFailure(f"failure injected before mark {name!r} ({FAIL_AT_ENV} or --fail-at)")
+        marks.mark(name)
+        log(f"{name} at +{marks.elapsed_ms(name):.1f} ms")
+
+    backend = load_backend(cfg.framework)
+    run.versions.update(backend.import_framework())
+    reach("framework_imported")
+    run.device = backend.init_device(cfg.device)
+    reach("device_ready")
+    backend.build_model(cfg)
+    reach("model_built")
+    dataset = None
+    if cfg.data:
+        from startbench.workload.data import load_dataset
+
+        dataset = load_dataset(cfg.data, cfg.image_size, cfg.steps * cfg.batch_size)
+    backend.prepare_data(cfg, dataset)
+    reach("data_ready")
+    backend.step()
+    reach("first_step")
+
+    sampler = None
+    if run.device.get("kind") == "gpu":
+        from startbench.workload.gpu import GpuSampler
+
+        sampler = GpuSampler(0)
+        if not sampler.start():
+            sampler = None
+    step_times = []
+    try:
+        for _ in range(cfg.steps - 1):
+            t0 = time.perf_counter()
+            backend.step()
+            step_times.append(time.perf_counter() - t0)
+        reach("steady_end")
+    finally:
+        samples = sampler.stop() if sampler is not None else []
+
+    flops = None
+    try:
+        counted = backend.counted_flops_per_sample(cfg)
+        if counted:
+            flops = {"per_sample": counted, "source": "counter"}
+    except Exception as exc:  # the table below is the documented fallback
+        log(f"FLOP counter failed ({type(exc).__name__}: {exc}); using the FLOPs table")
+    if flops is None:
+        flops = {"per_sample": table_flops_per_sample(cfg.model, cfg.image_size), "source": "table"}
+    peak = gpu_peak_tflops(run.device.get("name"), cfg.precision) if run.device.get("kind") == "gpu" else None
+    metrics = step_metrics(step_times, cfg.batch_size, flops["per_sample"], peak)
+    if samples:
+        metrics.update(summarize_gpu_samples(samples))
+    run.report(metrics=metrics, flops=flops)
+    return 0
