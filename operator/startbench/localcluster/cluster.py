@@ -1,0 +1,241 @@
+"""`startbench cluster up | down | status`: bring the local cluster up (building what is missing), report
+each component's health, and stop every process it started."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from startbench.localcluster import components, nodes, paths, pki, stages
+from startbench.localcluster.processes import Managed
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought up; the message says which component and shows its log."""
+
+
+@dataclasses.dataclass(frozen=True)
+class UpOptions:
+    gpu_nodes: int = 4
+    cpu_nodes: int = 2
+    pull_bandwidth: int = 125_000_000          # bytes/s per simulated node
+    registry_bandwidth: float = 1_250_000_000  # bytes/s the registry serves to all simulated nodes
+    docker: bool = True                        # Docker engine, registries and base image too
+    build: bool = True                         # build missing binaries (else fail)
+
+    def __post_init__(self):
+        if not 0 <= self.gpu_nodes <= 1000 or not 0 <= self.cpu_nodes <= 1000:
+            raise ValueError("--gpu-nodes and --cpu-nodes must each be between 0 and 1000")
+        if self.gpu_nodes + self.cpu_nodes == 0:
+            raise ValueError("the cluster needs at least one node: raise --gpu-nodes or --cpu-nodes")
+        if self.pull_bandwidth <= 0 or self.registry_bandwidth <= 0:
+            raise ValueError("bandwidths must be positive (bytes per second)")
+
+
+def _state() -> Path:
+    return paths.cluster_dir()
+
+
+def _docker_parts() -> list[tuple[str, object]]:
+    """The Docker engine, registries and base image modules, in start order (they live beside this one)."""
+    names = ("docker_engine", "registry", "baseimage")
+    return [(n, importlib.import_module(f"startbench.localcluster.{n}")) for n in names]
+
+
+def build_binaries(progress: Progress) -> None:
+    missing = paths.binaries().missing()
+    if not missing:
+        return
+    progress(f"building {len(missing)} missing binaries from the Go module proxy (first time: ~10 minutes)")
+    started = time.monotonic()
+    proc = subprocess.Popen(["bash", str(paths.BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    tail: list[str] = []
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = (tail + [line])[-30:]
+        if line.startswith("[build"):
+            progress(line)
+    if proc.wait() != 0:
+        raise ClusterError("building the cluster's binaries failed (hack/k8s/build.sh):\n" + "\n".join(tail))
+    progress(f"binaries built in {time.monotonic() - started:.0f}s")
+
+
+def _wait_healthy(component: components.Component, managed: Managed, progress: Progress) -> None:
+    deadline = time.monotonic() + component.startup_seconds
+    problem = None
+    while time.monotonic() < deadline:
+        if not managed.running():
+            raise ClusterError(f"{component.name} exited while starting; last lines of {managed.log_file}:\n"
+                               f"{managed.log_tail(25)}")
+        problem = component.health()
+        if problem is None:
+            return
+        time.sleep(0.2)
+    raise ClusterError(f"{component.name} did not become healthy in {component.startup_seconds:.0f}s ({problem}); "
+                       f"last lines of {managed.log_file}:\n{managed.log_tail(25)}")
+
+
+def up(options: UpOptions, progress: Progress = print) -> dict:
+    """Bring everything up; idempotent. Returns {'seconds': ..., 'kubeconfig': ..., 'nodes': [...]}."""
+    started = time.monotonic()
+    if options.build:
+        build_binaries(progress)
+    missing = paths.binaries().missing()
+    if missing:
+        raise ClusterError("binaries missing: " + ", ".join(map(str, missing)) + "; run without --no-build")
+    if options.docker:
+        for name, module in _docker_parts():
+            t = time.monotonic()
+            module.ensure()
+            progress(f"{name} ready ({time.monotonic() - t:.1f}s)")
+    state = _state()
+    state.mkdir(parents=True, exist_ok=True)
+    files = pki.ensure(state / "pki")
+    kubeconfig = paths.kubeconfig_path()
+    components.write_kubeconfig(kubeconfig, files)
+    stages_file = state / "kwok-stages.yaml"
+    stages_file.write_text(stages.config_yaml())
+    for component in components.control_plane(state, files, kubeconfig, stages_file, options.registry_bandwidth):
+        managed = Managed(component.name, state)
+        if managed.running() and component.health() is None:
+            continue
+        t = time.monotonic()
+        managed.start(component.argv, env={"PYTHONPATH": str(paths.REPO_ROOT / "operator")})
+        _wait_healthy(component, managed, progress)
+        progress(f"{component.name} up ({time.monotonic() - t:.1f}s)")
+    node_names = _ensure_nodes(kubeconfig, options, progress)
+    seconds = time.monotonic() - started
+    progress(f"cluster up in {seconds:.1f}s: {len(node_names)} simulated nodes; "
+             f"export KUBECONFIG={kubeconfig}")
+    return {"seconds": seconds, "kubeconfig": str(kubeconfig), "nodes": node_names}
+
+
+def _client(kubeconfig: Path):
+    from kubernetes import client, config
+    return client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+
+
+def _ensure_nodes(kubeconfig: Path, options: UpOptions, progress: Progress, timeout: float = 120) -> list[str]:
+    from kubernetes.client.rest import ApiException
+
+    core = _client(kubeconfig)
+    pools = nodes.default_pools(options.gpu_nodes, options.cpu_nodes, options.pull_bandwidth)
+    wanted = {m["metadata"]["name"]: m for m in nodes.manifests(pools)}
+    existing = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items}
+    for name in sorted(existing - set(wanted)):
+        core.delete_node(name)
+    to_create = [m for name, m in wanted.items() if name not in existing]
+    if to_create:
+        progress(f"creating {len(to_create)} simulated nodes")
+    for manifest in to_create:
+        try:
+            core.create_node(manifest)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items
+                 if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))}
+        if set(wanted) <= ready:
+            return sorted(wanted)
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{len(set(wanted) - ready)} simulated nodes not Ready after {timeout:.0f}s; "
+                               f"kwok log:\n{Managed('kwok', _state()).log_tail(20)}")
+        time.sleep(0.5)
+
+
+def status() -> list[dict]:
+    """Each component: name, running, pid, healthy, problem (and the log tail when it crashed)."""
+    state = _state()
+    rows = []
+    if paths.kubeconfig_path().exists():
+        files = pki.ensure(state / "pki")
+        comps = components.control_plane(state, files, paths.kubeconfig_path(), state / "kwok-stages.yaml", 1.0)
+    else:
+        comps = []
+    for component in comps:
+        managed = Managed(component.name, state)
+        pid = managed.pid()
+        row = {"name": component.name, "pid": pid, "running": pid is not None}
+        if pid is not None:
+            row["problem"] = component.health()
+        elif managed.pid_file.exists() or managed.log_file.exists():
+            # It was started and is gone: a crash. Show why.
+            row["problem"] = "not running; last log lines:\n" + managed.log_tail(10)
+        else:
+            row["problem"] = "not started"
+        row["healthy"] = row["problem"] is None
+        rows.append(row)
+    for name, module in _docker_parts_if_present():
+        row = {"name": name, "running": None, "pid": None}
+        try:
+            row["problem"] = module.status_problem() if hasattr(module, "status_problem") else None
+        except Exception as err:  # a status check must not crash the status command
+            row["problem"] = str(err)
+        row["healthy"] = row["problem"] is None
+        rows.append(row)
+    return rows
+
+
+def _docker_parts_if_present():
+    try:
+        return _docker_parts()
+    except ImportError:
+        return []
+
+
+def down(progress: Progress = print, keep_data: bool = False, docker: bool = True) -> list[str]:
+    """Stop every process `up` started, newest first. Returns the names of what was stopped."""
+    state = _state()
+    stopped = []
+    names = [c for c in ("simkubelet", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")]
+    for name in names:
+        if Managed(name, state).stop():
+            stopped.append(name)
+            progress(f"stopped {name}")
+    if docker:
+        for name, module in reversed(_docker_parts_if_present()):
+            if hasattr(module, "stop") and module.stop():
+                stopped.append(name)
+                progress(f"stopped {name}")
+    if not keep_data:
+        import shutil
+        shutil.rmtree(state / "etcd", ignore_errors=True)
+    return stopped
+
+
+def leftover_processes() -> list[str]:
+    """Processes still running from our binaries (for `down` checks and tests)."""
+    ours = {str(p) for p in dataclasses.astuple(paths.binaries())}
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and (argv[0].decode(errors="replace") in ours or
+                     b"startbench.localcluster.simkubelet" in argv):
+            found.append(f"{proc.name} {' '.join(a.decode(errors='replace') for a in argv if a)}")
+    return found
+
+
+def kubeconfig() -> Path:
+    path = paths.kubeconfig_path()
+    if not path.exists():
+        raise ClusterError("no local cluster: run `startbench cluster up` first")
+    return path
+
+
+def environ_with_kubeconfig() -> dict[str, str]:
+    return {**os.environ, "KUBECONFIG": str(kubeconfig())}

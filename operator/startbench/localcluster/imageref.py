@@ -1,0 +1,142 @@
+"""Image references and registry look-ups for the pull simulator: where an image lives and how many
+compressed bytes a node pulls for it (its config plus layers, from the registry's own manifest)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+import urllib.error
+import urllib.request
+
+MANIFEST_TYPES = ", ".join((
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+))
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+
+_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|localhost(?::[0-9]+)?)/)?"
+                  r"(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+                  r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRef:
+    host: str
+    repository: str
+    reference: str  # tag or digest
+
+    @property
+    def is_latest(self) -> bool:
+        return self.reference == "latest"
+
+
+class RegistryError(Exception):
+    """A pull would fail; `reason` is the kubelet's kind of failure (NotFound, Unauthorized, Unreachable)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse(ref: str) -> ImageRef:
+    match = _REF.match(ref)
+    if not match:
+        raise RegistryError("InvalidImageName", f'Failed to apply default image tag "{ref}": couldn\'t parse '
+                            f'image name "{ref}": invalid reference format')
+    host = match.group("host")
+    repo = match.group("repo")
+    if host and "." not in host and ":" not in host and host != "localhost":
+        repo, host = f"{host}/{repo}", None  # "library/x": the first part was a path, not a host
+    host = host or "docker.io"
+    if host == "docker.io" and "/" not in repo:
+        repo = f"library/{repo}"
+    return ImageRef(host, repo, match.group("digest") or match.group("tag") or "latest")
+
+
+def default_pull_policy(ref: str) -> str:
+    """The API server's default when a container sets none: Always for :latest or no tag, else IfNotPresent."""
+    try:
+        parsed = parse(ref)
+    except RegistryError:
+        return "IfNotPresent"
+    return "Always" if parsed.is_latest and "@" not in ref else "IfNotPresent"
+
+
+def manifest_pull_bytes(manifest: dict) -> int:
+    """Compressed bytes a pull transfers for one image manifest: its config blob plus every layer."""
+    layers = manifest.get("layers")
+    if not isinstance(layers, list):
+        raise ValueError("not an image manifest: it has no layers list")
+    config = manifest.get("config") or {}
+    return int(config.get("size", 0)) + sum(int(layer.get("size", 0)) for layer in layers)
+
+
+def pick_platform(index: dict, os_name: str = "linux", arch: str = "amd64") -> str:
+    for entry in index.get("manifests", []):
+        platform = entry.get("platform") or {}
+        if platform.get("os") == os_name and platform.get("architecture") == arch:
+            return entry["digest"]
+    raise RegistryError("NotFound", f"no matching manifest for {os_name}/{arch} in the manifest list entries")
+
+
+class RegistryClient:
+    """Reads manifests from registries on this machine (loopback only: nodes here reach nothing else)."""
+
+    def __init__(self, timeout: float = 5.0):
+        self.timeout = timeout
+
+    def _get(self, ref: ImageRef, reference: str, auth: tuple[str, str] | None) -> tuple[dict, str]:
+        url = f"http://{ref.host}/v2/{ref.repository}/manifests/{reference}"
+        request = urllib.request.Request(url, headers={"Accept": MANIFEST_TYPES})
+        if auth:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read()), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as err:
+            full = f"{ref.host}/{ref.repository}:{ref.reference}"
+            if err.code == 404:
+                raise RegistryError("NotFound", f'rpc error: code = NotFound desc = failed to pull and unpack image '
+                                    f'"{full}": failed to resolve reference "{full}": {full}: not found') from None
+            if err.code in (401, 403):
+                raise RegistryError("Unauthorized", f'rpc error: code = Unknown desc = failed to pull and unpack '
+                                    f'image "{full}": failed to resolve reference "{full}": pull access denied, '
+                                    f'repository does not exist or may require authorization: authorization '
+                                    f'failed: no basic auth credentials') from None
+            raise RegistryError("Unreachable", f"registry {ref.host} answered HTTP {err.code}") from None
+        except (urllib.error.URLError, OSError) as err:
+            raise RegistryError("Unreachable", f"dial tcp {ref.host}: {err}") from None
+
+    def pull_bytes(self, image: str, auth: tuple[str, str] | None = None) -> int:
+        ref = parse(image)
+        host = ref.host.split(":")[0]
+        if host not in ("127.0.0.1", "localhost"):
+            raise RegistryError("Unreachable", f'rpc error: code = Unavailable desc = failed to pull image "{image}": '
+                                f"registry {ref.host} is not reachable from the simulated nodes (only registries "
+                                f"on 127.0.0.1 are); annotate the pod sim.startbench.dev/image-bytes to simulate "
+                                f"the pull of an image held elsewhere")
+        manifest, content_type = self._get(ref, ref.reference, auth)
+        if content_type.split(";")[0] in INDEX_TYPES or "manifests" in manifest:
+            manifest, _ = self._get(ref, pick_platform(manifest), auth)
+        return manifest_pull_bytes(manifest)
+
+
+def credentials_for(host: str, dockerconfigs: list[dict]) -> tuple[str, str] | None:
+    """User and password for `host` from pull secrets' .dockerconfigjson documents, or None."""
+    for config in dockerconfigs:
+        for server, entry in (config.get("auths") or {}).items():
+            server_host = server.split("://")[-1].split("/")[0]
+            if server_host != host:
+                continue
+            if entry.get("username") is not None:
+                return entry["username"], entry.get("password", "")
+            if entry.get("auth"):
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                return user, password
+    return None

@@ -1,0 +1,288 @@
+"""The pull simulator: the part of a kubelet that KWOK does not simulate.
+
+It watches pods bound to simulated nodes. When KWOK has set up a pod's sandbox (stage sb-pod-create), it
+decides, like the kubelet's image manager, whether the image must be pulled (pull policy and the node's
+image cache), resolves the image in the real local registry to learn its compressed size, models the pull
+(pullmodel.py: node bandwidth, shared registry bandwidth, one pull at a time per node), and emits the
+kubelet's events with the kubelet's messages. It records the outcome in pod annotations that gate our KWOK
+stages (stages.py), and keeps each node's image cache in a node annotation.
+
+Run it as `python -m startbench.localcluster.simkubelet --kubeconfig PATH` (`startbench cluster up` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import datetime
+import json
+import logging
+import threading
+import time
+import uuid
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+from startbench.localcluster import imageref, nodes, stages
+from startbench.localcluster.pullmodel import PullModel, go_duration, pulled_message
+
+log = logging.getLogger("simkubelet")
+
+
+@dataclasses.dataclass
+class PendingPull:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    image: str
+    container: str
+    size_bytes: int
+    queued_wall: float
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class SimKubelet:
+    def __init__(self, core: client.CoreV1Api, registry: imageref.RegistryClient | None = None,
+                 registry_bandwidth: float = 1_250_000_000.0):
+        self.core = core
+        self.registry = registry or imageref.RegistryClient()
+        self.model = PullModel(registry_bandwidth=registry_bandwidth)
+        self.node_images: dict[str, set[str]] = {}
+        self.pending: dict[str, PendingPull] = {}   # pod uid -> pull in flight
+        self.emitted: set[tuple[str, str]] = set()  # (pod uid, event key) already reported
+        self.lock = threading.RLock()
+        self.wakeup = threading.Event()
+        self.stopping = threading.Event()
+        self.epoch = time.monotonic()
+
+    # ---- clock: the model runs on monotonic seconds since start
+    def _t(self) -> float:
+        return time.monotonic() - self.epoch
+
+    # ---- nodes
+    def on_node(self, kind: str, node: client.V1Node) -> None:
+        annotations = node.metadata.annotations or {}
+        if annotations.get("kwok.x-k8s.io/node") != "fake":
+            return
+        name = node.metadata.name
+        with self.lock:
+            if kind == "DELETED":
+                self.node_images.pop(name, None)
+                return
+            try:
+                self.model.node_bandwidth[name] = float(annotations.get(nodes.PULL_BANDWIDTH, "125000000"))
+            except ValueError:
+                log.warning("node %s: %s is not a number; using the default", name, nodes.PULL_BANDWIDTH)
+            try:
+                self.node_images[name] = set(json.loads(annotations.get(nodes.CACHED_IMAGES, "[]")))
+            except ValueError:
+                self.node_images[name] = set()
+
+    # ---- pods
+    def on_pod(self, kind: str, pod: client.V1Pod) -> None:
+        node = pod.spec.node_name
+        if kind == "DELETED" or not node:
+            with self.lock:
+                self.pending.pop(pod.metadata.uid, None)
+            return
+        with self.lock:
+            if node not in self.node_images or pod.metadata.deletion_timestamp:
+                return
+            annotations = pod.metadata.annotations or {}
+            statuses = pod.status.container_statuses or []
+            container = pod.spec.containers[0]
+            waiting = statuses[0].state.waiting if statuses and statuses[0].state else None
+            if (pod.status.pod_ip and waiting and waiting.reason == "ContainerCreating"
+                    and stages.PULLED not in annotations and stages.PULL_REASON not in annotations
+                    and pod.metadata.uid not in self.pending):
+                self._decide(pod, node, container)
+            for status in statuses:
+                self._report_container(pod, node, status)
+
+    def _decide(self, pod: client.V1Pod, node: str, container: client.V1Container) -> None:
+        image = container.image
+        policy = container.image_pull_policy or imageref.default_pull_policy(image)
+        present = image in self.node_images.get(node, set())
+        annotations = pod.metadata.annotations or {}
+        if policy == "Never" or (policy == "IfNotPresent" and present):
+            if present:
+                self._event(pod, node, container, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+                self._annotate(pod, {stages.PULL: "hit", stages.PULLED: "0s"})
+            else:
+                self._event(pod, node, container, "Warning", "ErrImageNeverPull",
+                            f'Container image "{image}" is not present with pull policy of Never')
+                self._fail(pod, node, container, "ErrImageNeverPull",
+                           f'Container image "{image}" is not present with pull policy of Never')
+            return
+        try:
+            imageref.parse(image)
+        except imageref.RegistryError as err:
+            self._event(pod, node, container, "Warning", "InspectFailed", str(err))
+            self._fail(pod, node, container, "InvalidImageName", str(err))
+            return
+        self._event(pod, node, container, "Normal", "Pulling", f'Pulling image "{image}"')
+        try:
+            if stages.IMAGE_BYTES in annotations:
+                size = int(annotations[stages.IMAGE_BYTES])
+            else:
+                size = self.registry.pull_bytes(image, self._credentials(pod, image))
+        except (imageref.RegistryError, ValueError) as err:
+            self._event(pod, node, container, "Warning", "Failed", f'Failed to pull image "{image}": {err}',
+                        key="Failed/pull")
+            self._fail(pod, node, container, "ErrImagePull", str(err))
+            return
+        self._annotate(pod, {stages.PULL: "miss"})
+        self.pending[pod.metadata.uid] = PendingPull(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid,
+                                                     node, image, container.name, size, time.time())
+        self.model.enqueue(pod.metadata.uid, node, image, size, self._t())
+        self.wakeup.set()
+
+    def _fail(self, pod, node, container, reason: str, message: str) -> None:
+        self._event(pod, node, container, "Warning", "Failed", f"Error: {reason}", key=f"Failed/{reason}")
+        self._annotate(pod, {stages.PULL: "failed", stages.PULL_REASON: reason, stages.PULL_ERROR: message[:1000]})
+
+    def _credentials(self, pod: client.V1Pod, image: str) -> tuple[str, str] | None:
+        host = imageref.parse(image).host
+        configs = []
+        for ref in pod.spec.image_pull_secrets or []:
+            try:
+                secret = self.core.read_namespaced_secret(ref.name, pod.metadata.namespace)
+            except ApiException:
+                continue  # the kubelet, too, pulls without a secret it cannot read
+            data = (secret.data or {}).get(".dockerconfigjson")
+            if data:
+                try:
+                    configs.append(json.loads(base64.b64decode(data)))
+                except ValueError:
+                    continue
+        return imageref.credentials_for(host, configs)
+
+    def _report_container(self, pod: client.V1Pod, node: str, status: client.V1ContainerStatus) -> None:
+        state = status.state
+        container = next((c for c in pod.spec.containers if c.name == status.name), pod.spec.containers[0])
+        if state and state.running:
+            self._event(pod, node, container, "Normal", "Created", f"Created container: {status.name}")
+            self._event(pod, node, container, "Normal", "Started", f"Started container {status.name}")
+        elif state and state.waiting and state.waiting.reason == "ImagePullBackOff":
+            self._event(pod, node, container, "Normal", "BackOff", f'Back-off pulling image "{container.image}"')
+            self._event(pod, node, container, "Warning", "Failed", "Error: ImagePullBackOff", key="Failed/backoff")
+
+    # ---- pulls finishing
+    def tick(self) -> float | None:
+        """Finish the pulls that are due; return seconds until the next one (None when idle)."""
+        with self.lock:
+            now = self._t()
+            for finished in self.model.advance(now):
+                pending = self.pending.pop(finished.key, None)
+                if pending is None:
+                    continue  # the pod went away mid-pull
+                pull_seconds = finished.finished_at - finished.started_at
+                total_seconds = finished.finished_at - finished.queued_at
+                self._finish(pending, pull_seconds, total_seconds)
+            nxt = self.model.next_finish()
+            return None if nxt is None else max(0.0, nxt - self._t())
+
+    def _finish(self, pending: PendingPull, pull_seconds: float, total_seconds: float) -> None:
+        images = self.node_images.setdefault(pending.node, set())
+        images.add(pending.image)
+        try:
+            self.core.patch_node(pending.node, {"metadata": {"annotations": {
+                nodes.CACHED_IMAGES: json.dumps(sorted(images))}}})
+        except ApiException as err:
+            log.warning("node %s: could not record image cache: %s", pending.node, err.reason)
+        ref = client.V1ObjectReference(api_version="v1", kind="Pod", namespace=pending.namespace,
+                                       name=pending.name, uid=pending.uid,
+                                       field_path=f"spec.containers{{{pending.container}}}")
+        self._post_event(ref, pending.node, "Normal", "Pulled",
+                         pulled_message(pending.image, pull_seconds, total_seconds, pending.size_bytes),
+                         (pending.uid, "Pulled"))
+        try:
+            self.core.patch_namespaced_pod(pending.name, pending.namespace, {"metadata": {"annotations": {
+                stages.PULLED: go_duration(pull_seconds)}}})
+        except ApiException as err:
+            if err.status != 404:
+                log.warning("pod %s/%s: could not mark pulled: %s", pending.namespace, pending.name, err.reason)
+
+    # ---- API writes
+    def _annotate(self, pod: client.V1Pod, annotations: dict[str, str]) -> None:
+        try:
+            self.core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                           {"metadata": {"annotations": annotations}})
+        except ApiException as err:
+            if err.status != 404:
+                log.warning("pod %s/%s: could not annotate: %s", pod.metadata.namespace, pod.metadata.name, err.reason)
+
+    def _event(self, pod, node, container, type_: str, reason: str, message: str, key: str | None = None) -> None:
+        ref = client.V1ObjectReference(api_version="v1", kind="Pod", namespace=pod.metadata.namespace,
+                                       name=pod.metadata.name, uid=pod.metadata.uid,
+                                       field_path=f"spec.containers{{{container.name}}}")
+        self._post_event(ref, node, type_, reason, message, (pod.metadata.uid, key or reason))
+
+    def _post_event(self, ref, node: str, type_: str, reason: str, message: str, dedupe: tuple[str, str]) -> None:
+        if dedupe in self.emitted:
+            return
+        self.emitted.add(dedupe)
+        now = _now_iso()
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"{ref.name}.{uuid.uuid4().hex[:16]}", namespace=ref.namespace),
+            involved_object=ref, reason=reason, message=message, type=type_, count=1,
+            first_timestamp=now, last_timestamp=now, event_time=None,
+            source=client.V1EventSource(component="kubelet", host=node),
+            reporting_component="kubelet", reporting_instance=node)
+        try:
+            self.core.create_namespaced_event(ref.namespace, body)
+        except ApiException as err:
+            log.warning("could not post event %s for %s/%s: %s", reason, ref.namespace, ref.name, err.reason)
+
+    # ---- loops
+    def _watch(self, list_fn, handler, name: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                listing = list_fn(_preload_content=True)
+                for item in listing.items:
+                    handler("ADDED", item)
+                w = watch.Watch()
+                for event in w.stream(list_fn, resource_version=listing.metadata.resource_version,
+                                      timeout_seconds=300):
+                    handler(event["type"], event["object"])
+                    if self.stopping.is_set():
+                        w.stop()
+            except Exception as err:  # a dropped watch is re-listed, never fatal
+                log.info("%s watch restarted: %s", name, err)
+                time.sleep(0.5)
+
+    def run(self) -> None:
+        threading.Thread(target=self._watch, args=(self.core.list_node, self.on_node, "node"), daemon=True).start()
+        time.sleep(0.5)  # nodes first, so the first pods find their node
+        threading.Thread(target=self._watch, args=(self.core.list_pod_for_all_namespaces, self.on_pod, "pod"),
+                         daemon=True).start()
+        while not self.stopping.is_set():
+            wait = self.tick()
+            self.wakeup.wait(timeout=0.5 if wait is None else min(wait + 0.001, 0.5))
+            self.wakeup.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="simkubelet", description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--registry-bandwidth", type=float, default=1_250_000_000.0,
+                        help="bytes per second the registry serves to all nodes together (default 10 Gbit/s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config.load_kube_config(args.kubeconfig)
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 32
+    core = client.CoreV1Api(client.ApiClient(configuration))
+    log.info("pull simulator started (registry bandwidth %.0f B/s)", args.registry_bandwidth)
+    SimKubelet(core, registry_bandwidth=args.registry_bandwidth).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
