@@ -11,6 +11,7 @@ import sys
 # not the whole tool.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("cluster", "startbench.localcluster.cli"),
+    ("compare-host", "startbench.comparehost"),
 ]
 
 

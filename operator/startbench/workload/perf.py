@@ -1,9 +1,12 @@
 """Training metrics from step times (pure): throughput, step-time quantiles, FLOPs, TFLOPS and MFU.
 
-FLOPs follow one convention everywhere: multiply-accumulates of convolutions and matrix products
-counted as 2 FLOPs, forward plus backward (about 3 x forward), per sample; element-wise work is not
-counted. torch.utils.flop_counter counts exactly that for a real step; JAX and TensorFlow runs use
-TRAINING_MACS_224 below, which is the same convention for the same architectures.
+FLOPs follow one convention everywhere: each multiply-accumulate (MAC) of a convolution or matrix
+product is 2 FLOPs; element-wise work (batch norm, activations, pooling, the optimiser) is not counted.
+A training step is the forward pass plus a backward pass that costs two forwards (gradients with
+respect to inputs and to weights), except that the first layer needs no input gradient:
+    training FLOPs per sample = 2 x (3 x forward MACs - first-layer MACs)
+torch.utils.flop_counter counts exactly this for a real PyTorch step; the other frameworks use
+model_macs(), which counts the same torchvision architectures layer by layer from their shapes.
 """
 
 from __future__ import annotations
@@ -12,17 +15,14 @@ import math
 import re
 from collections.abc import Sequence
 
-# Forward multiply-accumulates per 224x224 image as torchvision lists them (docs/workload.md).
+# Forward multiply-accumulates per 224x224 image, 1000 classes, as torchvision lists them: the published
+# reference that model_macs() is tested against (docs/workload.md).
 TRAINING_MACS_224: dict[str, float] = {
     "resnet18": 1.81e9,
     "resnet50": 4.09e9,
     "alexnet": 0.714e9,
 }
 MODELS: tuple[str, ...] = tuple(TRAINING_MACS_224)
-
-# A training step costs about three forward passes: forward, and a backward that computes gradients
-# with respect to activations and to weights, each about as costly as the forward.
-TRAIN_STEP_FACTOR = 3.0
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -39,18 +39,68 @@ def quantile(values: Sequence[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def table_flops_per_sample(model: str, image_size: int) -> float:
-    """Training FLOPs per sample from TRAINING_MACS_224, scaled by (image_size/224)^2.
+def _out(n: int, k: int, s: int, p: int) -> int:
+    """Output size of a convolution or pooling window (floor mode, as in torchvision)."""
+    return (n + 2 * p - k) // s + 1
 
-    The scaling is exact for the convolutions (their cost grows with the output area) and an
-    approximation for the fully connected layers, which do not scale with the image; for these
-    three models the convolutions are over 90 % of the forward cost at 224x224.
-    """
+
+def model_macs(model: str, image_size: int, num_classes: int) -> tuple[int, int]:
+    """(forward MACs per sample, MACs of the first layer) of torchvision's `model` on a square RGB image
+    of side `image_size` with `num_classes` outputs; convolutions and linear layers only."""
     if model not in TRAINING_MACS_224:
-        raise ValueError(f"no FLOPs figure for model {model!r}: use one of {', '.join(MODELS)}")
-    if image_size <= 0:
-        raise ValueError(f"image_size must be positive, got {image_size}")
-    return TRAINING_MACS_224[model] * 2.0 * TRAIN_STEP_FACTOR * (image_size / 224.0) ** 2
+        raise ValueError(f"no FLOPs formula for model {model!r}: use one of {', '.join(MODELS)}")
+    if image_size < 32 or num_classes < 1:
+        raise ValueError(f"image_size must be >= 32 and num_classes >= 1, got {image_size} and {num_classes}")
+
+    def conv(n: int, cin: int, cout: int, k: int, s: int = 1, p: int = 0) -> tuple[int, int]:
+        m = _out(n, k, s, p)
+        return m * m * cout * cin * k * k, m
+
+    if model == "alexnet":
+        total = 0
+        first, n = conv(image_size, 3, 64, 11, 4, 2)
+        total += first
+        n = _out(n, 3, 2, 0)
+        for cin, cout, k, p, pool in ((64, 192, 5, 2, True), (192, 384, 3, 1, False), (384, 256, 3, 1, False),
+                                      (256, 256, 3, 1, True)):
+            macs, n = conv(n, cin, cout, k, 1, p)
+            total += macs
+            if pool:
+                n = _out(n, 3, 2, 0)
+        # Adaptive average pooling makes the classifier's input 256 x 6 x 6 whatever the image size.
+        total += 256 * 6 * 6 * 4096 + 4096 * 4096 + 4096 * num_classes
+        return total, first
+
+    bottleneck = model == "resnet50"
+    blocks = (3, 4, 6, 3) if bottleneck else (2, 2, 2, 2)
+    expansion = 4 if bottleneck else 1
+    first, n = conv(image_size, 3, 64, 7, 2, 3)
+    total = first
+    n = _out(n, 3, 2, 1)
+    cin = 64
+    for stage, count in enumerate(blocks):
+        planes = 64 * 2**stage
+        for b in range(count):
+            stride = 2 if stage > 0 and b == 0 else 1
+            if bottleneck:  # torchvision's v1.5: the stride sits on the 3x3 convolution
+                m1, _ = conv(n, cin, planes, 1)
+                m2, n2 = conv(n, planes, planes, 3, stride, 1)
+                m3, _ = conv(n2, planes, planes * 4, 1)
+                total += m1 + m2 + m3
+            else:
+                m1, n2 = conv(n, cin, planes, 3, stride, 1)
+                m2, _ = conv(n2, planes, planes, 3, 1, 1)
+                total += m1 + m2
+            if stride != 1 or cin != planes * expansion:
+                total += conv(n, cin, planes * expansion, 1, stride)[0]
+            cin, n = planes * expansion, n2
+    return total + cin * num_classes, first
+
+
+def formula_flops_per_sample(model: str, image_size: int, num_classes: int) -> float:
+    """Training FLOPs per sample by the convention above: 2 x (3 x forward MACs - first-layer MACs)."""
+    total, first = model_macs(model, image_size, num_classes)
+    return 2.0 * (3 * total - first)
 
 
 def step_metrics(step_times_s: Sequence[float], batch_size: int, flops_per_sample: float | None,

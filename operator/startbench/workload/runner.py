@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from startbench.workload.frameworks import FRAMEWORKS, load_backend
 from startbench.workload.marks import MARKS, Marks, next_mark
-from startbench.workload.perf import MODELS, PRECISIONS, gpu_peak_tflops, step_metrics, summarize_gpu_samples, table_flops_per_sample
+from startbench.workload.perf import MODELS, PRECISIONS, formula_flops_per_sample, gpu_peak_tflops, step_metrics, summarize_gpu_samples
 from startbench.workload.report import build_report, write_report
 
 FAIL_AT_ENV = "STARTBENCH_WORKLOAD_FAIL_AT"
@@ -235,10 +235,10 @@ def _run_phases(run: Run, cfg: RunConfig) -> int:
         counted = backend.counted_flops_per_sample(cfg)
         if counted:
             flops = {"per_sample": counted, "source": "counter"}
-    except Exception as exc:  # the table below is the documented fallback
-        log(f"FLOP counter failed ({type(exc).__name__}: {exc}); using the FLOPs table")
+    except Exception as exc:  # the formula below counts the same thing
+        log(f"FLOP counter failed ({type(exc).__name__}: {exc}); using the FLOPs formula")
     if flops is None:
-        flops = {"per_sample": table_flops_per_sample(cfg.model, cfg.image_size), "source": "table"}
+        flops = {"per_sample": formula_flops_per_sample(cfg.model, cfg.image_size, cfg.num_classes), "source": "formula"}
     peak = gpu_peak_tflops(run.device.get("name"), cfg.precision) if run.device.get("kind") == "gpu" else None
     metrics = step_metrics(step_times, cfg.batch_size, flops["per_sample"], peak)
     if samples:

@@ -10,7 +10,7 @@ A backend is an object with:
   prepare_data(cfg, dataset)             dataset is None (synthetic) or (x uint8 NHWC, y, classes)
   step()                                 one training step, returning only when the device is done
   counted_flops_per_sample(cfg)          training FLOPs per sample from the framework's own counter,
-                                         or None (then perf.table_flops_per_sample is used)
+                                         or None (then perf.formula_flops_per_sample is used)
 """
 
 from __future__ import annotations
