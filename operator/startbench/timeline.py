@@ -153,14 +153,13 @@ def observe_pod(obs: Observations, pod: Mapping[str, Any], arrival_ms: float) ->
         if "waiting" in state and state["waiting"]:
             changes["waiting_reason"] = state["waiting"].get("reason")
             changes["waiting_message"] = (state["waiting"].get("message") or "")[:500]
-        if state.get("running"):
+        if state.get("running") is not None and "running" in state:
             changes["running_ms"] = _first(obs.running_ms, arrival_ms)
             changes["started_at_ms"] = obs.started_at_ms or _rfc3339_ms(state["running"].get("startedAt"))
         term = state.get("terminated")
         if term:
-            if obs.running_ms is None and term.get("startedAt"):
-                # The container ran and ended between two updates: it started no later than now.
-                changes["running_ms"] = arrival_ms
+            # A container that started and ended between two updates leaves container_started unseen on
+            # the watch: the Started event (or a merged phase) stands in, never this later arrival.
             changes["terminated_ms"] = _first(obs.terminated_ms, arrival_ms)
             changes["exit_code"] = term.get("exitCode")
             changes["terminated_reason"] = term.get("reason")

@@ -117,7 +117,7 @@ def test_failed_and_terminated_observations():
         "exitCode": 137, "reason": "OOMKilled", "message": "", "finishedAt": "2025-11-24T16:00:09Z"},
         phase="Failed"), T0 + 9000)
     assert (done.exit_code, done.terminated_reason, done.pod_phase) == (137, "OOMKilled", "Failed")
-    assert done.running_ms == T0 + 9000 and done.terminated_ms == T0 + 9000
+    assert done.running_ms is None and done.terminated_ms == T0 + 9000
     assert done.started_at_ms == pytest.approx(1764000005000.0)
 
 

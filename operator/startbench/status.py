@@ -1,0 +1,376 @@
+"""The Benchmark's status, computed from run records. Pure: records in, status fields out; the caller patches.
+
+Pieces, each safe to call again with the same input (same output, so a patch applied twice is a no-op):
+
+- `run_outcome(obs, report, ...)`: whether a run has ended, with result (Succeeded/Failed), reason and message.
+- `run_record(run, obs, report, outcome)`: the compact per-run record kept in the records ConfigMaps.
+- `summaries(records)`, `evaluate_thresholds(spec, records)`: per image x cache x metric statistics and checks.
+- `benchmark_phase(...)`, `set_condition(...)`, `progress_status(...)`: the status fields and conditions.
+- `chunk_records(records, max_bytes)` / `read_chunks(texts)`: records split into ConfigMap-sized JSON arrays.
+
+Conditions (metav1.Condition shape): `Running` (runs in flight or pending), `Complete` (every run ended),
+`ThresholdsMet` (True/False once complete, Unknown before or without data), `Failed` (True when the benchmark
+cannot run at all or every run failed; its message says what to change).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from startbench.kubelet_events import failure_hint, parse_event
+from startbench.metrics import PHASES
+from startbench.planner import Run
+from startbench.spec import METRIC_PHASES, BenchmarkSpec
+from startbench.stats import summarize
+from startbench.timeline import FATAL_WAITING, Observations, ReportView, build_timeline
+
+SUCCEEDED, FAILED = "Succeeded", "Failed"
+# Benchmark phases (status.phase).
+PENDING, BUILDING, RUNNING, PARTIALLY_FAILED = "Pending", "Building", "Running", "PartiallyFailed"
+BENCHMARK_PHASES = (PENDING, BUILDING, RUNNING, SUCCEEDED, PARTIALLY_FAILED, FAILED)
+# Condition types.
+COND_RUNNING, COND_COMPLETE, COND_THRESHOLDS, COND_FAILED = "Running", "Complete", "ThresholdsMet", "Failed"
+# Summary metrics: the total, then each phase (camelCase, as in the spec's thresholds).
+PHASE_METRIC = {v: k for k, v in METRIC_PHASES.items()}
+SUMMARY_METRICS = ("timeToFirstStep",) + tuple(PHASE_METRIC[p] for p in PHASES)
+DEFAULT_CHUNK_BYTES = 900_000  # a ConfigMap holds at most 1 MiB, metadata included
+
+
+# --- one run's outcome ------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    result: str  # Succeeded or Failed
+    reason: str  # CamelCase: Completed, ErrImagePull, ImagePullBackOff, InvalidImageName, Unschedulable, OOMKilled,
+    #              Error, WorkloadFailed, NoReport, DeadlineExceeded, Timeout, Evicted, PodDeleted, ...
+    message: str  # for a person: what happened and, for a failure, what to change
+
+
+def run_outcome(obs: Observations, report: ReportView | None, now_ms: float, timeout_seconds: float,
+                expects_report: bool = True, deleted: bool = False) -> Outcome | None:
+    """The run's outcome if it has ended, else None (still going). A run that has not ended within
+    `timeout_seconds` of its creation ends here as Failed, with what it was waiting for."""
+    if obs.fatal_event or obs.waiting_reason in FATAL_WAITING:
+        reason = obs.waiting_reason if obs.waiting_reason in FATAL_WAITING else (obs.fatal_event or "Failed").split(":")[0]
+        detail = obs.waiting_message or obs.fatal_event or reason
+        fact = parse_event("Failed", f"Error: {reason}") if reason != "Failed" else None
+        hint = failure_hint(fact) if fact else ""
+        return Outcome(FAILED, reason, _join(detail, hint))
+    terminated = obs.terminated_ms is not None or obs.pod_phase in (SUCCEEDED, FAILED)
+    if terminated and obs.exit_code is None and obs.pod_phase == FAILED and obs.pod_reason:
+        if obs.pod_reason == "DeadlineExceeded":
+            return Outcome(FAILED, "DeadlineExceeded", f"the pod ran past spec.runTimeoutSeconds ({timeout_seconds:g}s); "
+                                                       "raise it if the workload needs longer")
+        return Outcome(FAILED, obs.pod_reason, obs.pod_message or obs.pod_reason)
+    if terminated:
+        exit_code = obs.exit_code if obs.exit_code is not None else (0 if obs.pod_phase == SUCCEEDED else None)
+        if obs.terminated_reason == "OOMKilled":
+            return Outcome(FAILED, "OOMKilled", "the container ran out of memory and was killed (OOMKilled); lower "
+                                                "spec.workload.batchSize or use nodes with more memory")
+        if report is not None and report.present and report.ok is False:
+            where = f" in {report.failed_phase}" if report.failed_phase else ""
+            return Outcome(FAILED, "WorkloadFailed", f"the workload failed{where}: {report.error or 'no error given'}")
+        if exit_code == 0:
+            if not expects_report:
+                return Outcome(SUCCEEDED, "Completed", "the container exited 0 (no workload report expected)")
+            if report is None or not report.present:
+                why = report.problem if report is not None and report.problem else "no report"
+                return Outcome(FAILED, "NoReport", f"the container exited 0 without a workload report ({why}); the "
+                                                   "timeline ends at container start. Does the image run "
+                                                   "`python -m startbench.workload`?")
+            note = f" (report not fully valid: {report.problem})" if not report.valid else ""
+            return Outcome(SUCCEEDED, "Completed", "the workload reached its first step and finished" + note)
+        if obs.pod_reason == "DeadlineExceeded":
+            return Outcome(FAILED, "DeadlineExceeded", f"the pod ran past spec.runTimeoutSeconds ({timeout_seconds:g}s)")
+        reason = obs.terminated_reason or "Error"
+        err = f": {report.error}" if report is not None and report.error else ""
+        return Outcome(FAILED, "Error" if reason in ("Error", "Completed") else reason,
+                       f"the container exited with code {exit_code}{err} (crashed; see `kubectl logs`)")
+    if deleted:
+        return Outcome(FAILED, "PodDeleted", "the run's pod was deleted before it finished")
+    if now_ms - obs.created_ms > timeout_seconds * 1000.0:
+        limit = f"did not finish within spec.runTimeoutSeconds ({timeout_seconds:g}s)"
+        if obs.scheduled_ms is None and obs.scheduled_event_ms is None and obs.unschedulable_message:
+            fact = parse_event("FailedScheduling", obs.unschedulable_message)
+            return Outcome(FAILED, "Unschedulable", _join(f"{limit}: never scheduled: {obs.unschedulable_message}",
+                                                          failure_hint(fact)))
+        if obs.waiting_reason:
+            return Outcome(FAILED, obs.waiting_reason, f"{limit}: container waiting: {obs.waiting_reason} "
+                                                        f"{obs.waiting_message or ''}".strip())
+        stage = ("not scheduled" if obs.scheduled_ms is None and obs.scheduled_event_ms is None else
+                 "image not pulled" if obs.pulled_ms is None else
+                 "container not started" if obs.running_ms is None else "workload still running")
+        return Outcome(FAILED, "Timeout", f"{limit} ({stage}); raise spec.runTimeoutSeconds if that is expected")
+    return None
+
+
+def _join(detail: str, hint: str) -> str:
+    return f"{detail.rstrip('. ')}. {hint}"[:1000] if hint else detail[:1000]
+
+
+# --- records --------------------------------------------------------------------------------------------------
+
+def run_record(run: Run, obs: Observations, report: ReportView | None, outcome: Outcome,
+               finished_ms: float) -> dict[str, Any]:
+    """The record of one ended run (compact JSON, camelCase), as stored in the records ConfigMaps."""
+    tl = build_timeline(obs, report)
+    record: dict[str, Any] = {
+        "name": run.name, "image": run.image, "node": obs.node or run.node, "cache": run.cache,
+        "repetition": run.repetition, "order": run.order,
+        "result": outcome.result, "reason": outcome.reason, "message": outcome.message[:1000],
+        "createdMs": obs.created_ms, "finishedMs": finished_ms,
+        "timeline": tl.to_dict(),
+    }
+    ttfs = tl.time_to_first_step_ms
+    if ttfs is not None:
+        record["timeToFirstStepMs"] = round(ttfs, 3)
+    pull = {"seconds": obs.pull_seconds, "withWaitSeconds": obs.pull_with_wait_seconds,
+            "imageSizeBytes": obs.image_size_bytes, "imageID": obs.image_id}
+    pull = {k: v for k, v in pull.items() if v is not None}
+    if pull:
+        record["pull"] = pull
+    if report is not None and report.present:
+        record["report"] = {
+            "valid": report.valid, "ok": report.ok,
+            **({"problem": report.problem} if report.problem else {}),
+            **({"failedPhase": report.failed_phase} if report.failed_phase else {}),
+            "metrics": {k: v for k, v in report.metrics.items() if v is not None},
+            **({"device": dict(report.device)} if report.device else {}),
+        }
+    else:
+        record["report"] = {"present": False, "problem": (report.problem if report else None) or "no report"}
+    return record
+
+
+def _metric_seconds(record: Mapping[str, Any], metric: str) -> float | None:
+    if metric == "timeToFirstStep":
+        ms = record.get("timeToFirstStepMs")
+        return None if ms is None else ms / 1000.0
+    phase = (record.get("timeline") or {}).get("phases", {}).get(METRIC_PHASES[metric])
+    if not phase or "covers" in phase:  # absent, or merged with a neighbour: not this phase alone
+        return None
+    return phase["ms"] / 1000.0
+
+
+def _round(x: float) -> float:
+    return round(x, 3)
+
+
+def summaries(records: Iterable[Mapping[str, Any]], image_order: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Count and p50/p90/p99/min/max (seconds) per image x observed cache state x metric.
+
+    Phases count from every run that measured them on their own; timeToFirstStep from runs that reached the
+    first step. The cache state is the one the kubelet reported (hit, miss, unknown), not the one asked for.
+    """
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["image"], (r.get("timeline") or {}).get("cacheObserved", "unknown")), []).append(r)
+    rank = {name: i for i, name in enumerate(image_order)}
+    out = []
+    for image, cache in sorted(groups, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1])):
+        for metric in SUMMARY_METRICS:
+            s = summarize(_metric_seconds(r, metric) for r in groups[(image, cache)])
+            if s is None:
+                continue
+            out.append({"image": image, "cache": cache, "metric": metric, "count": s.count,
+                        "p50Seconds": _round(s.p50), "p90Seconds": _round(s.p90), "p99Seconds": _round(s.p99),
+                        "minSeconds": _round(s.min), "maxSeconds": _round(s.max)})
+    return out
+
+
+def evaluate_thresholds(spec: BenchmarkSpec, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One result per threshold and image it applies to (a threshold without `image` applies to each image).
+
+    `met` is True or False, or None when no run measured the metric yet. Only runs of the cache state asked
+    for count when the threshold names one.
+    """
+    records = list(records)
+    results = []
+    for t in spec.thresholds:
+        for image in ([t.image] if t.image else [e.name for e in spec.images]):
+            values = [_metric_seconds(r, t.metric) for r in records
+                      if r["image"] == image and (t.cache is None or r.get("cache") == t.cache)]
+            s = summarize(values)
+            observed = None if s is None else s.get(t.quantile)
+            results.append({
+                "metric": t.metric, "quantile": t.quantile, "maxSeconds": t.max_seconds, "image": image,
+                **({"cache": t.cache} if t.cache else {}),
+                "count": 0 if s is None else s.count,
+                **({"observedSeconds": _round(observed)} if observed is not None else {}),
+                "met": None if observed is None else observed <= t.max_seconds,
+            })
+    return results
+
+
+def threshold_condition(results: Sequence[Mapping[str, Any]], complete: bool) -> tuple[str, str, str]:
+    """(status, reason, message) of the ThresholdsMet condition."""
+    if not results:
+        return "True", "NoThresholds", "the spec sets no thresholds"
+    failed = [r for r in results if r["met"] is False]
+    unknown = [r for r in results if r["met"] is None]
+
+    def say(r: Mapping[str, Any]) -> str:
+        cache = f" ({r['cache']})" if r.get("cache") else ""
+        got = f"{r['observedSeconds']:g}s" if "observedSeconds" in r else "no data"
+        return f"{r['quantile']} {r['metric']} of {r['image']}{cache} is {got}, limit {r['maxSeconds']:g}s"
+
+    if not complete:
+        return "Unknown", "Running", f"{len(results)} threshold check(s) run when every run has ended"
+    if failed:
+        return "False", "ThresholdExceeded", "; ".join(say(r) for r in failed)[:1000]
+    if unknown:
+        return "Unknown", "NoData", "; ".join(say(r) for r in unknown)[:1000]
+    return "True", "AllMet", f"{len(results)} threshold check(s) met"
+
+
+# --- benchmark status -----------------------------------------------------------------------------------------
+
+def benchmark_phase(total: int, succeeded: int, failed: int, running: int, fatal: bool = False,
+                    building: bool = False) -> str:
+    """Pending (nothing created), Building (images being built), Running, or once every run has ended:
+    Succeeded (no run failed), Failed (no run succeeded, or `fatal`) or PartiallyFailed."""
+    if fatal:
+        return FAILED
+    if building:
+        return BUILDING
+    if total == 0 or succeeded + failed < total:
+        return RUNNING if running or succeeded or failed else PENDING
+    if failed == 0:
+        return SUCCEEDED
+    return FAILED if succeeded == 0 else PARTIALLY_FAILED
+
+
+def progress(done: int, total: int) -> str:
+    return f"{done}/{total}"
+
+
+def set_condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str, status: str, reason: str,
+                  message: str, generation: int, now: str) -> list[dict[str, Any]]:
+    """Conditions with `type_` set. lastTransitionTime changes only when the status changes, so setting the same
+    condition twice gives an equal list (idempotent). Other conditions keep their order."""
+    if status not in ("True", "False", "Unknown"):
+        raise ValueError(f"condition status must be True, False or Unknown, not {status!r}")
+    out, found = [], False
+    for c in conditions or ():
+        c = dict(c)
+        if c.get("type") == type_:
+            found = True
+            changed = c.get("status") != status
+            c.update(status=status, reason=reason, message=message[:32768], observedGeneration=generation)
+            if changed or not c.get("lastTransitionTime"):
+                c["lastTransitionTime"] = now
+        out.append(c)
+    if not found:
+        out.append({"type": type_, "status": status, "reason": reason, "message": message[:32768],
+                    "observedGeneration": generation, "lastTransitionTime": now})
+    return out
+
+
+def get_condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
+    return next((c for c in conditions or () if c.get("type") == type_), None)
+
+
+def progress_status(spec: BenchmarkSpec, runs: Sequence[Run], records: Sequence[Mapping[str, Any]], running: int,
+                    conditions: Sequence[Mapping[str, Any]] | None, generation: int, now: str) -> dict[str, Any]:
+    """The status fields that follow from the plan and the records: counts, progress, phase, summaries,
+    thresholds, p50 time to first step and the Running/Complete/ThresholdsMet/Failed conditions.
+
+    Fields the caller owns (nodes, images, recordsConfigMaps, startedAt, finishedAt) are not touched.
+    """
+    names = {r.name for r in runs}
+    latest = {r["name"]: r for r in records if r["name"] in names}
+    total = len(runs)
+    succeeded = sum(1 for r in latest.values() if r["result"] == SUCCEEDED)
+    failed = len(latest) - succeeded
+    done = succeeded + failed
+    phase = benchmark_phase(total, succeeded, failed, running)
+    complete = total > 0 and done == total
+    thresholds = evaluate_thresholds(spec, latest.values())
+    conds = set_condition(conditions, COND_RUNNING, "False" if complete else "True",
+                          "AllRunsEnded" if complete else "RunsInProgress",
+                          f"{done} of {total} runs ended, {running} in flight", generation, now)
+    conds = set_condition(conds, COND_COMPLETE, "True" if complete else "False",
+                          phase if complete else "RunsInProgress", f"{done} of {total} runs ended: {succeeded} "
+                          f"succeeded, {failed} failed", generation, now)
+    conds = set_condition(conds, COND_THRESHOLDS, *threshold_condition(thresholds, complete), generation, now)
+    if phase == FAILED:
+        reasons = sorted({r["reason"] for r in latest.values()})
+        conds = set_condition(conds, COND_FAILED, "True", "AllRunsFailed",
+                              f"every run failed ({', '.join(reasons)}); the first: "
+                              f"{min(latest.values(), key=lambda r: r['order'])['message']}", generation, now)
+    elif get_condition(conds, COND_FAILED) is not None:
+        conds = set_condition(conds, COND_FAILED, "False", "RunsSucceeding", "at least one run has succeeded"
+                              if succeeded else "no run has failed for good", generation, now)
+    ttfs = summarize(r["timeToFirstStepMs"] / 1000.0 if r.get("timeToFirstStepMs") is not None else None
+                     for r in latest.values())
+    out: dict[str, Any] = {
+        "phase": phase, "observedGeneration": generation, "progress": progress(done, total), "total": total,
+        "succeeded": succeeded, "failed": failed, "running": running, "pending": max(total - done - running, 0),
+        "summaries": summaries(latest.values(), [e.name for e in spec.images]),
+        "thresholds": thresholds, "conditions": conds,
+        "p50TimeToFirstStepSeconds": None if ttfs is None else _round(ttfs.p50),
+    }
+    return out
+
+
+def failed_status(conditions: Sequence[Mapping[str, Any]] | None, reason: str, message: str, generation: int,
+                  now: str) -> dict[str, Any]:
+    """Status of a benchmark that cannot run at all (a spec the cluster cannot satisfy): phase Failed and a
+    Failed condition whose message says what to change."""
+    conds = set_condition(conditions, COND_FAILED, "True", reason, message, generation, now)
+    conds = set_condition(conds, COND_RUNNING, "False", reason, "the benchmark cannot run", generation, now)
+    return {"phase": FAILED, "observedGeneration": generation, "message": message[:1000], "conditions": conds}
+
+
+# --- records in ConfigMap-sized chunks ------------------------------------------------------------------------
+
+def _record_key(r: Mapping[str, Any]) -> tuple:
+    return (r.get("finishedMs") or 0, r.get("order", 0), r["name"])
+
+
+def chunk_records(records: Iterable[Mapping[str, Any]], max_bytes: int = DEFAULT_CHUNK_BYTES) -> list[str]:
+    """Records as JSON arrays of at most `max_bytes` UTF-8 bytes each, in finishing order.
+
+    A later record of the same run replaces an earlier one. Finishing order keeps earlier chunks unchanged
+    as runs end, so usually only the last ConfigMap needs an update. Raises ValueError for a record larger
+    than `max_bytes` on its own.
+    """
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        latest[r["name"]] = r
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 2  # the brackets
+    for r in sorted(latest.values(), key=_record_key):
+        text = json.dumps(r, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        n = len(text.encode("utf-8"))
+        if n + 2 > max_bytes:
+            raise ValueError(f"run record {r['name']!r} is {n} bytes, more than a chunk of {max_bytes} bytes")
+        if current and size + 1 + n > max_bytes:
+            chunks.append("[" + ",".join(current) + "]")
+            current, size = [], 2
+        size += n + (1 if current else 0)
+        current.append(text)
+    if current:
+        chunks.append("[" + ",".join(current) + "]")
+    return chunks
+
+
+def read_chunks(texts: Iterable[str]) -> list[dict[str, Any]]:
+    """Records back from chunks (any order, duplicates allowed: the one that finished last wins), sorted by
+    plan order. Chunks that do not parse are skipped."""
+    latest: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        try:
+            items = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            continue
+        for r in items if isinstance(items, list) else ():
+            if isinstance(r, dict) and isinstance(r.get("name"), str):
+                old = latest.get(r["name"])
+                if old is None or _record_key(r) >= _record_key(old):
+                    latest[r["name"]] = r
+    return sorted(latest.values(), key=lambda r: (r.get("order", 0), r["name"]))
