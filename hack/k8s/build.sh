@@ -21,7 +21,7 @@ build_kubernetes() {
     local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
     ld="$ld -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
     ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
         built "$out/$cmd" && continue
         say "building $cmd $K8S_VERSION (first time: several minutes)"
         local t=$SECONDS

@@ -45,6 +45,7 @@ class Binaries:
     kube_controller_manager: Path
     kube_scheduler: Path
     kubelet: Path
+    kubectl: Path
     etcd: Path
     kwok: Path
     helm: Path
@@ -61,6 +62,7 @@ def binaries(cache: Path | None = None) -> Binaries:
         kube_controller_manager=k8s / "kube-controller-manager",
         kube_scheduler=k8s / "kube-scheduler",
         kubelet=k8s / "kubelet",
+        kubectl=k8s / "kubectl",
         etcd=root / f"etcd-{etcd_version()}" / "etcd",
         kwok=root / f"kwok-{KWOK_VERSION}" / "kwok",
         helm=root / f"helm-{HELM_VERSION}" / "helm",

@@ -38,6 +38,8 @@ class PullModel:
     default_node_bandwidth: float = 125_000_000.0
     now: float = 0.0
     queues: dict[str, list[Pull]] = dataclasses.field(default_factory=dict)
+    # Pulls that finished while enqueue() moved time forward, handed out by the next advance().
+    unreported: list[Pull] = dataclasses.field(default_factory=list)
 
     def _active(self) -> list[Pull]:
         return [q[0] for q in self.queues.values() if q and q[0].started_at is not None]
@@ -50,7 +52,7 @@ class PullModel:
         """Move time forward to `now`, returning the pulls that finished on the way (in finish order)."""
         if now < self.now:
             raise ValueError(f"time went backwards: {now} < {self.now}")
-        finished: list[Pull] = []
+        finished, self.unreported = self.unreported, []
         while True:
             active = self._active()
             if not active:
@@ -84,7 +86,7 @@ class PullModel:
     def enqueue(self, key: str, node: str, image: str, size_bytes: int, now: float) -> Pull:
         if size_bytes < 0:
             raise ValueError(f"image size must be ≥ 0, got {size_bytes}")
-        self.advance(now)
+        self.unreported = self.advance(now)
         pull = Pull(key=key, node=node, image=image, size_bytes=size_bytes, queued_at=now)
         self.queues.setdefault(node, []).append(pull)
         self._start_next(node)

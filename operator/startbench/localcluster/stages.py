@@ -164,7 +164,7 @@ def pod_stages() -> list[dict]:
             + "phase: Failed\n"},
         delay_ms=500, delay_from=_ann(RUN_DURATION))
 
-    exit_code = f'{{{{ or (index $ann "{EXIT_CODE}") "0" }}}}'
+    exit_code = f'or (index $ann "{EXIT_CODE}") "0"'
     exited = _stage(
         "sb-container-exit",
         [_NOT_DELETED, {"key": ".status.phase", "operator": "In", "values": ["Running"]},

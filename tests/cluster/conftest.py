@@ -1,0 +1,64 @@
+"""Fixtures for tests against the real local cluster (marker `cluster`).
+
+The session brings the cluster up once (reusing a healthy one that is already running) and, if it started
+it, takes it down at the end. Each test gets its own namespace, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from kubernetes import client, config
+
+from startbench.localcluster import cluster, paths
+
+
+def pytest_collection_modifyitems(items):
+    # Every test here needs the cluster; the test that stops it runs last.
+    for item in items:
+        if "tests/cluster/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.cluster)
+    items.sort(key=lambda item: item.get_closest_marker("cluster_last") is not None)
+
+
+def _healthy() -> bool:
+    rows = cluster.status()
+    return bool(rows) and all(r["healthy"] for r in rows if r["name"] not in ("docker_engine", "registry", "baseimage"))
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    """The running local cluster: {'kubeconfig': path}. Started here unless already running."""
+    started_here = False
+    if not _healthy():
+        cluster.up(cluster.UpOptions(), progress=lambda m: print(f"[cluster] {m}", flush=True))
+        started_here = True
+    yield {"kubeconfig": str(paths.kubeconfig_path())}
+    if started_here:
+        cluster.down(progress=lambda m: print(f"[cluster] {m}", flush=True))
+
+
+@pytest.fixture(scope="session")
+def kube_api(local_cluster) -> client.ApiClient:
+    return config.new_client_from_config(local_cluster["kubeconfig"])
+
+
+@pytest.fixture(scope="session")
+def core(kube_api) -> client.CoreV1Api:
+    return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture
+def namespace(core) -> str:
+    """A fresh namespace for one test, with its default ServiceAccount ready; deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"startbench.dev/test": "true"}}})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if core.list_namespaced_service_account(name, field_selector="metadata.name=default").items:
+            break
+        time.sleep(0.1)
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)
