@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None, anchor: tuple[int, int] | None = None) -
     framework, model = _guess_identity(argv)
     run = Run(marks, framework, model)
     _watch_sigterm(run)
+    log(f"interpreter_ready at +{marks.elapsed_ms('interpreter_ready'):.1f} ms")
     try:
         cfg = parse_config(argv)
     except ArgumentError as exc:
