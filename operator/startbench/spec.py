@@ -413,7 +413,7 @@ def _parse_workload(raw: Any) -> Workload:
     args = tuple(_str(a, f"workload.args[{j}]", 256) for j, a in enumerate(_list(w.get("args"), "workload.args", 32)))
     return Workload(
         model=_enum(w, "model", "workload.model", MODELS, DEFAULTS["workload.model"]),
-        steps=_int(w, "steps", "workload.steps", DEFAULTS["workload.steps"], 1, MAX_STEPS),
+        steps=_int(w, "steps", "workload.steps", DEFAULTS["workload.steps"], 2, MAX_STEPS),
         batch_size=_int(w, "batchSize", "workload.batchSize", DEFAULTS["workload.batchSize"], 1, MAX_BATCH),
         precision=_enum(w, "precision", "workload.precision", PRECISIONS, DEFAULTS["workload.precision"]),
         image_size=_enum(w, "imageSize", "workload.imageSize", IMAGE_SIZES, DEFAULTS["workload.imageSize"]),
