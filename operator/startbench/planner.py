@@ -211,6 +211,13 @@ def _gpus(node: Mapping[str, Any]) -> int:
         return 0
 
 
+def is_simulated(node: Mapping[str, Any]) -> bool:
+    """Whether a node is simulated (KWOK: annotation kwok.x-k8s.io/node=fake, docs/contracts.md): its pods run
+    no container, so their runs have no in-pod report."""
+    annotations = _get(node, "metadata", "annotations") or {}
+    return isinstance(annotations, Mapping) and annotations.get("kwok.x-k8s.io/node") == "fake"
+
+
 @dataclasses.dataclass(frozen=True)
 class NodeSelection:
     nodes: tuple[str, ...]  # names of the nodes to run on, sorted, at most maxNodes

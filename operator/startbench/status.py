@@ -50,9 +50,13 @@ class Outcome:
 
 
 def run_outcome(obs: Observations, report: ReportView | None, now_ms: float, timeout_seconds: float,
-                expects_report: bool = True, deleted: bool = False) -> Outcome | None:
+                expects_report: bool = True, deleted: bool = False, simulated: bool = False) -> Outcome | None:
     """The run's outcome if it has ended, else None (still going). A run that has not ended within
-    `timeout_seconds` of its creation ends here as Failed, with what it was waiting for."""
+    `timeout_seconds` of its creation ends here as Failed, with what it was waiting for.
+
+    `expects_report`: False for framework `none` (the image's own entry point writes no report).
+    `simulated`: the node is simulated (KWOK, planner.is_simulated) and runs no container, so no report can
+    exist; such a run succeeds on exit 0 and says so, its timeline ending at container start."""
     if obs.fatal_event or obs.waiting_reason in FATAL_WAITING:
         reason = obs.waiting_reason if obs.waiting_reason in FATAL_WAITING else (obs.fatal_event or "Failed").split(":")[0]
         detail = obs.waiting_message or obs.fatal_event or reason
@@ -76,6 +80,9 @@ def run_outcome(obs: Observations, report: ReportView | None, now_ms: float, tim
         if exit_code == 0:
             if not expects_report:
                 return Outcome(SUCCEEDED, "Completed", "the container exited 0 (no workload report expected)")
+            if simulated and (report is None or not report.present):
+                return Outcome(SUCCEEDED, "Completed", "simulated node: no container ran, so there is no workload "
+                                                       "report and the timeline ends at container start")
             if report is None or not report.present:
                 why = report.problem if report is not None and report.problem else "no report"
                 return Outcome(FAILED, "NoReport", f"the container exited 0 without a workload report ({why}); the "

@@ -188,3 +188,10 @@ def test_printer_columns_show_phase_progress_and_p50(kube_api, objects, namespac
     assert columns[:5] == ["Name", "Phase", "Progress", "P50-First-Step", "Age"]
     cells = dict(zip(columns, table["rows"][0]["cells"]))
     assert cells["Phase"] == "Running" and cells["Progress"] == "5/6" and cells["P50-First-Step"] == 12.5
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_accepted(objects, namespace, path):
+    for doc in yaml.safe_load_all(path.read_text()):
+        got = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc, dry_run="All")
+        assert got["spec"]["images"] == doc["spec"]["images"]

@@ -3,7 +3,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from startbench.planner import PlanError, RunState, next_runs, plan, run_names, select_nodes
+from startbench.planner import PlanError, RunState, is_simulated, next_runs, plan, run_names, select_nodes
 from startbench.spec import BenchmarkSpec
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -216,3 +216,9 @@ def test_match_expressions_select_like_the_api_server():
              node("b", labels={"node.kubernetes.io/instance-type": "t4"}),
              node("c", labels={"node.kubernetes.io/instance-type": "a100", "broken": "yes"})]
     assert select_nodes(spec, nodes).nodes == ("a",)
+
+
+def test_is_simulated_reads_the_kwok_annotation():
+    assert is_simulated({"metadata": {"annotations": {"kwok.x-k8s.io/node": "fake"}}})
+    assert not is_simulated({"metadata": {"annotations": {}}})
+    assert not is_simulated(node("a"))

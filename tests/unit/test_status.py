@@ -122,6 +122,13 @@ def test_framework_none_succeeds_without_report():
     assert (out.result, out.reason) == ("Succeeded", "Completed")
 
 
+def test_simulated_node_succeeds_without_report_and_says_so():
+    obs, _ = finished(text="")
+    assert run_outcome(obs, read_report(""), T0, 600).reason == "NoReport"
+    out = run_outcome(obs, read_report(""), T0, 600, simulated=True)
+    assert (out.result, out.reason) == ("Succeeded", "Completed") and "simulated node" in out.message
+
+
 def test_benchmark_phase():
     assert benchmark_phase(4, 0, 0, 0) == "Pending"
     assert benchmark_phase(4, 1, 0, 2) == "Running"
