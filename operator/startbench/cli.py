@@ -11,7 +11,10 @@ import sys
 # not the whole tool.
 SUBCOMMANDS: list[tuple[str, str]] = [
     ("cluster", "startbench.localcluster.cli"),
+    ("images", "startbench.images.cli"),
+    ("operator", "startbench.operator_cli"),
     ("compare-host", "startbench.comparehost"),
+    ("results", "startbench.results_cli"),
 ]
 
 

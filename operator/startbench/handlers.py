@@ -1,0 +1,118 @@
+"""Kopf registrations only: each handler is a few lines that hand over to the modules that do the work.
+
+- startup: storage under startbench.dev, the shared Observer, API client, metrics and configuration.
+- pod and event watches: stamp the arrival time first, then fold into the Observer.
+- one daemon per Benchmark: calls BenchmarkReconciler.step() until the benchmark has finished.
+Deleting a Benchmark deletes its pods and record ConfigMaps through their owner references (the garbage
+collector); the daemon stops first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import kopf
+
+from startbench import GROUP, VERSION, config as config_module
+from startbench.manifests import LABEL_BENCHMARK
+from startbench.metrics import Metrics
+from startbench.observer import Observer, now_ms
+
+STEP_SECONDS = 0.5
+
+
+@kopf.on.startup()
+def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) -> None:
+    from kubernetes import client, config as kube_config
+
+    from startbench.kube import ClusterIO
+
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 32
+    cfg = memo.get("config") or config_module.load()
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 32
+    memo.config = cfg
+    memo.io = ClusterIO(client.ApiClient(configuration))
+    memo.observer = memo.get("observer") or Observer()
+    memo.metrics = memo.get("metrics") or Metrics()
+    memo.builder = memo.get("builder")
+    if memo.get("builder") is None and cfg.docker_host is not None:
+        memo.builder = _image_builder(cfg)
+    logger.info("startbench operator started (namespaces: %s)", ", ".join(cfg.namespaces) or "all")
+
+
+def _image_builder(cfg):
+    """The image build hook for the reconciler, or None when the images package is unavailable."""
+    try:
+        from startbench.images import operator_builds
+    except ImportError:
+        return None
+    return operator_builds.builder(cfg)
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_BENCHMARK: kopf.PRESENT})
+def on_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
+    arrival = now_ms()
+    memo.observer.on_pod(type, dict(body), arrival)
+
+
+@kopf.on.event("", "v1", "events", field="involvedObject.kind", value="Pod")
+def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
+    arrival = now_ms()
+    if type is None:  # the initial listing after a (re)start: the event happened before we looked
+        from startbench.timeline import _rfc3339_ms
+        arrival = _rfc3339_ms(body.get("eventTime") or body.get("lastTimestamp") or body.get("firstTimestamp")) or arrival
+    memo.observer.on_event(dict(body.get("involvedObject") or {}), body.get("reason"), body.get("message"), arrival)
+
+
+@kopf.daemon(GROUP, VERSION, "benchmarks", cancellation_timeout=10.0)
+def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger, **_) -> None:
+    from startbench.reconciler import BenchmarkReconciler
+
+    reconciler = BenchmarkReconciler(memo.io, memo.observer, memo.metrics, memo.config, build_images=memo.builder)
+    memo.metrics.benchmarks_active.inc()
+    try:
+        while not stopped:
+            try:
+                if reconciler.step(dict(body)).finished:
+                    return
+            except Exception:
+                memo.metrics.reconcile_errors_total.labels(handler="run_benchmark").inc()
+                logger.exception("reconcile step failed; retrying")
+                stopped.wait(5.0)
+            stopped.wait(STEP_SECONDS)
+    finally:
+        memo.metrics.benchmarks_active.dec()
+
+
+@kopf.on.delete(GROUP, VERSION, "benchmarks", optional=True)
+def on_benchmark_delete(body: kopf.Body, memo: kopf.Memo, **_) -> None:
+    memo.observer.forget_benchmark(body["metadata"]["namespace"], body["metadata"]["name"])
+
+
+def run_in_thread(memo: dict, namespaces: tuple[str, ...] = (), ready: threading.Event | None = None,
+                  stop: threading.Event | None = None, liveness: str | None = None) -> threading.Thread:
+    """Run the operator in a background thread of this process (tests and `startbench operator`)."""
+    import asyncio
+    import contextlib
+
+    def target():
+        registry = kopf.get_default_registry()
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(kopf.operator(
+                registry=registry, memo=kopf.Memo(memo), standalone=True, clusterwide=not namespaces,
+                namespaces=list(namespaces), ready_flag=ready, stop_flag=stop, liveness_endpoint=liveness))
+
+    thread = threading.Thread(target=target, name="kopf", daemon=True)
+    thread.start()
+    return thread
