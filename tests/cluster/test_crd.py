@@ -195,3 +195,36 @@ def test_examples_are_accepted(objects, namespace, path):
     for doc in yaml.safe_load_all(path.read_text()):
         got = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc, dry_run="All")
         assert got["spec"]["images"] == doc["spec"]["images"]
+
+
+def test_results_command_reads_status_and_record_configmaps(kube_api, objects, namespace, local_cluster, capsys):
+    from startbench import cli
+    from startbench.manifests import BenchmarkRef, records_configmap
+    from startbench.status import chunk_records
+
+    body = create(objects, namespace, benchmark())
+    status = operator_status(body)
+    ref = BenchmarkRef(name="b1", namespace=namespace, uid=body["metadata"]["uid"])
+    records = [{"name": f"b1-torch-slim-n0-c{i}", "image": "torch-slim", "node": "sim-gpu-00", "cache": "cold",
+                "repetition": i, "order": i, "result": "Succeeded", "reason": "Completed", "message": "ok",
+                "finishedMs": 1.0 + i, "timeToFirstStepMs": 1000.0 * i, "timeline": {"cacheObserved": "miss"}}
+               for i in range(1, 41)]
+    chunks = chunk_records(records, 2000)
+    assert len(chunks) > 1
+    core = client.CoreV1Api(kube_api)
+    for i, chunk in enumerate(chunks):
+        core.create_namespaced_config_map(namespace, records_configmap(ref, i, chunk))
+    status["recordsConfigMaps"] = [f"b1-records-{i}" for i in range(len(chunks))]
+    objects.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "b1", {"status": status})
+
+    argv = ["results", "b1", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"]]
+    assert cli.main(argv + ["--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in doc["runs"]] == [r["name"] for r in records]
+    assert doc["phase"] == "Running" and doc["progress"] == status["progress"]
+    assert cli.main(argv + ["--format", "csv"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + len(records)
+    assert cli.main(argv) == 0
+    assert "Seconds per image" in capsys.readouterr().out
+    assert cli.main(["results", "nope", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"]]) == 1
+    assert "no Benchmark 'nope'" in capsys.readouterr().err
