@@ -15,7 +15,6 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("operator", "startbench.operator_cli"),
     ("compare-host", "startbench.comparehost"),
     ("results", "startbench.results_cli"),
-    ("results", "startbench.results_cli"),
 ]
 
 
