@@ -1,0 +1,63 @@
+"""The build context of a framework image: only the files its Dockerfile copies, as an in-memory tar.
+
+Paths inside the context are the repository's own (dockerfiles/<framework>/..., operator/startbench/...),
+so the same Dockerfile also builds by hand from the repository root. An optional CA bundle for the build
+machine's TLS proxy goes in as dockerfiles/build-ca/ca.crt; the Dockerfiles use it only for the pip step.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DOCKERFILES = REPO_ROOT / "dockerfiles"
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".hypothesis"}
+
+
+def _add_tree(tar: tarfile.TarFile, src: Path, arcname: str) -> None:
+    if src.is_file():
+        tar.add(src, arcname=arcname, recursive=False, filter=_normalise)
+        return
+    tar.add(src, arcname=arcname, recursive=False, filter=_normalise)
+    for child in sorted(src.iterdir()):
+        if child.name in SKIP_DIRS or child.suffix == ".pyc" or child.name.endswith(".egg-info"):
+            continue
+        _add_tree(tar, child, f"{arcname}/{child.name}")
+
+
+def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Same bytes for the same files, whoever builds: the builder's layer cache then hits across machines.
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    return info
+
+
+def build_context(dockerfile: Path, framework_dir: Path, repo_root: Path = REPO_ROOT,
+                  ca_bundle: Path | None = None, include_package: bool = False) -> tuple[bytes, str]:
+    """(tar bytes, path of the Dockerfile inside the context).
+
+    framework_dir is dockerfiles/<framework>/ (all of it goes in); the workload package always goes in
+    (operator/startbench/__init__.py and operator/startbench/workload/), the whole package only when
+    include_package (the operator image).
+    """
+    buf = io.BytesIO()
+    dockerfiles = framework_dir.parent
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        _add_tree(tar, framework_dir, f"dockerfiles/{framework_dir.name}")
+        for shared in ("prune-venv.sh", "build-ca/README.md"):
+            path = dockerfiles / shared
+            if not path.exists():
+                path = DOCKERFILES / shared
+            _add_tree(tar, path, f"dockerfiles/{shared}")
+        package = repo_root / "operator" / "startbench"
+        if include_package:
+            _add_tree(tar, package, "operator/startbench")
+        else:
+            _add_tree(tar, package / "__init__.py", "operator/startbench/__init__.py")
+            _add_tree(tar, package / "workload", "operator/startbench/workload")
+        if ca_bundle is not None:
+            tar.add(ca_bundle, arcname="dockerfiles/build-ca/ca.crt", filter=_normalise)
+    return buf.getvalue(), f"dockerfiles/{framework_dir.name}/{dockerfile.name}"

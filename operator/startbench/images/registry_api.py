@@ -1,0 +1,85 @@
+"""Reading manifests from a registry over the Distribution HTTP API (I/O only; sizes come from manifest.py).
+
+Loopback registries (127.0.0.0/8, localhost, ::1) are spoken to over plain HTTP, others over HTTPS. Auth:
+anonymous first; on 401 the challenge decides: Basic (htpasswd registries) or Bearer (a token service:
+Docker Hub, GHCR, Harbor...), with the given credentials.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+
+from startbench.images import manifest
+from startbench.images.credentials import Credentials
+
+TIMEOUT_S = 30
+
+
+class RegistryAPIError(RuntimeError):
+    """The registry did not serve what was asked; the message names the reference and what to change."""
+
+
+def base_url(registry: str) -> str:
+    host = registry.split(":")[0] if not registry.startswith("[") else registry
+    loopback = host in ("localhost", "[::1]") or host.startswith("127.")
+    return f"{'http' if loopback else 'https'}://{registry}"
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.partition(" ")
+    return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
+
+
+def _get(session: requests.Session, url: str, headers: dict, creds: Credentials | None, what: str):
+    try:
+        resp = session.get(url, headers=headers, timeout=TIMEOUT_S)
+        if resp.status_code == 401 and creds is not None:
+            scheme, params = _challenge(resp.headers.get("WWW-Authenticate", ""))
+            if scheme == "basic":
+                resp = session.get(url, headers=headers, auth=(creds.username, creds.password), timeout=TIMEOUT_S)
+            elif scheme == "bearer" and params.get("realm"):
+                query = {k: v for k, v in params.items() if k in ("service", "scope")}
+                token = session.get(params["realm"], params=query, auth=(creds.username, creds.password),
+                                    timeout=TIMEOUT_S)
+                if token.status_code != 200:
+                    raise RegistryAPIError(
+                        f"the token service of {what} refused the credentials of {creds} "
+                        f"(HTTP {token.status_code}); check the user and password"
+                    )
+                body = token.json()
+                bearer = body.get("token") or body.get("access_token")
+                resp = session.get(url, headers={**headers, "Authorization": f"Bearer {bearer}"}, timeout=TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise RegistryAPIError(f"cannot reach the registry for {what}: {exc.__class__.__name__}; "
+                               "check the address and that the registry runs") from None
+    if resp.status_code == 401:
+        raise RegistryAPIError(f"the registry refused to serve {what} without valid credentials (HTTP 401); "
+                               "pass credentials for it")
+    if resp.status_code == 404:
+        raise RegistryAPIError(f"the registry has no {what} (HTTP 404); was it pushed?")
+    if resp.status_code != 200:
+        raise RegistryAPIError(f"the registry answered HTTP {resp.status_code} for {what}")
+    return resp
+
+
+def fetch_manifest(registry: str, repository: str, reference: str, credentials: Credentials | None = None,
+                   platform: tuple[str, str] = ("linux", "amd64")) -> tuple[bytes, str, str]:
+    """(raw manifest bytes, media type, digest) for repository:reference; an index is resolved to `platform`."""
+    what = f"manifest {registry}/{repository}:{reference}"
+    with requests.Session() as session:
+        url = f"{base_url(registry)}/v2/{repository}/manifests/{reference}"
+        resp = _get(session, url, {"Accept": manifest.ACCEPT}, credentials, what)
+        raw, content_type = resp.content, resp.headers.get("Content-Type", "")
+        media_type = manifest.media_type_of(manifest.load(raw), content_type)
+        if media_type in manifest.INDEX_TYPES:
+            entry = manifest.select_platform(raw, *platform, content_type=content_type)
+            url = f"{base_url(registry)}/v2/{repository}/manifests/{entry['digest']}"
+            resp = _get(session, url, {"Accept": manifest.ACCEPT}, credentials, f"{what} ({'/'.join(platform)})")
+            raw, content_type = resp.content, resp.headers.get("Content-Type", "")
+            media_type = manifest.media_type_of(manifest.load(raw), content_type)
+        digest = resp.headers.get("Docker-Content-Digest") or manifest.digest_of(raw)
+        if digest != manifest.digest_of(raw):
+            raise RegistryAPIError(f"{what}: the registry's digest {digest} does not match the bytes it sent")
+        return raw, media_type, digest
