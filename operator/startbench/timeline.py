@@ -57,13 +57,17 @@ def _first(current: float | None, value: float) -> float:
     return value if current is None else current
 
 
-def _rfc3339_ms(text: Any) -> float | None:
+def rfc3339_ms(text: Any) -> float | None:
+    """Epoch milliseconds of a Kubernetes timestamp (RFC 3339, e.g. 2025-11-24T16:00:05Z); None if it is not one."""
     if not isinstance(text, str) or not text:
         return None
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000.0
     except ValueError:
         return None
+
+
+_rfc3339_ms = rfc3339_ms  # the name observer.py imports
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +159,7 @@ def observe_pod(obs: Observations, pod: Mapping[str, Any], arrival_ms: float) ->
             changes["waiting_message"] = (state["waiting"].get("message") or "")[:500]
         if state.get("running") is not None and "running" in state:
             changes["running_ms"] = _first(obs.running_ms, arrival_ms)
-            changes["started_at_ms"] = obs.started_at_ms or _rfc3339_ms(state["running"].get("startedAt"))
+            changes["started_at_ms"] = obs.started_at_ms or rfc3339_ms(state["running"].get("startedAt"))
         term = state.get("terminated")
         if term:
             # A container that started and ended between two updates leaves container_started unseen on
@@ -164,7 +168,7 @@ def observe_pod(obs: Observations, pod: Mapping[str, Any], arrival_ms: float) ->
             changes["exit_code"] = term.get("exitCode")
             changes["terminated_reason"] = term.get("reason")
             changes["termination_message"] = term.get("message")
-            changes["started_at_ms"] = obs.started_at_ms or _rfc3339_ms(term.get("startedAt"))
+            changes["started_at_ms"] = obs.started_at_ms or rfc3339_ms(term.get("startedAt"))
     return dataclasses.replace(obs, **changes)
 
 

@@ -151,9 +151,10 @@ def operator_status(body):
     status = progress_status(spec, runs, records, running=1, conditions=[], generation=1, now=NOW)
     status.update(
         nodes=["sim-gpu-00"], excludedNodes=[{"name": "sim-gpu-01", "reason": "is not Ready"}],
-        images=[{"name": "torch-slim", "reference": "127.0.0.1:5000/startbench/pytorch:slim",
-                 "digest": "sha256:" + "a" * 64, "framework": "pytorch", "variant": "custom",
-                 "compressedBytes": 957_000_000, "uncompressedBytes": 2_430_000_000, "layers": 4}],
+        images={"torch-slim": {"reference": "127.0.0.1:5000/startbench/pytorch:slim",
+                               "digest": "sha256:" + "a" * 64, "framework": "pytorch", "variant": "slim",
+                               "flavour": "cpu", "compressedBytes": 957_000_000, "uncompressedBytes": 2_430_000_000,
+                               "layers": 4}},
         recordsConfigMaps=["b1-records-0"], startedAt=NOW, finishedAt=NOW, message="running")
     return status
 
