@@ -22,6 +22,11 @@ DEFAULT_TAG = "startbench/base:bookworm"
 REGISTRY = "127.0.0.1:5000"
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
+# A general-purpose base like the public python:3.11 image (buildpack-deps: compilers, headers, VCS, curl):
+# what the naive framework images are built on in bench/images_sizes.py.
+FULL_TAG = "startbench/base-full:bookworm"
+FULL_PACKAGES = PACKAGES + ("python3-dev", "python3-pip", "build-essential", "git", "curl", "wget", "procps",
+                            "openssh-client", "unzip", "xz-utils", "libssl-dev", "libffi-dev", "zlib1g-dev")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Removed from the tree before import: caches, package lists, docs, man pages, translations and logs.
 PRUNE = (
@@ -72,7 +77,7 @@ def _in_registry(ref: str) -> bool:
         conn.close()
 
 
-def _bootstrap(target: Path, progress) -> None:
+def _bootstrap(target: Path, progress, packages: tuple[str, ...] = PACKAGES) -> None:
     debootstrap = shutil.which("debootstrap")
     if debootstrap is None:
         raise BaseImageError("`debootstrap` is not installed; install it (hack/ci/setup-10-docker.sh does)")
@@ -80,8 +85,8 @@ def _bootstrap(target: Path, progress) -> None:
         raise BaseImageError("debootstrap needs root; run `startbench cluster up` as root")
     mirror = os.environ.get("STARTBENCH_DEBIAN_MIRROR", DEFAULT_MIRROR)
     log = cache_dir() / "baseimage" / "debootstrap.log"
-    progress(f"base image: debootstrap {SUITE} (minbase + {', '.join(PACKAGES)}) from {mirror}; log {log}")
-    cmd = [debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(target), mirror]
+    progress(f"base image: debootstrap {SUITE} (minbase + {', '.join(packages)}) from {mirror}; log {log}")
+    cmd = [debootstrap, "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(target), mirror]
     with open(log, "wb") as out:
         rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
     if rc != 0:
@@ -98,8 +103,14 @@ def _bootstrap(target: Path, progress) -> None:
                 path.unlink()
 
 
-def ensure(tag: str = DEFAULT_TAG, docker_host: str | None = None, push: bool = True, progress=print) -> str:
-    """Build (once) and push (once) the local base image. Returns the registry reference."""
+def ensure(tag: str = DEFAULT_TAG, docker_host: str | None = None, push: bool = True, progress=print,
+           packages: tuple[str, ...] | None = None) -> str:
+    """Build (once) and push (once) the local base image. Returns the registry reference.
+
+    packages: what debootstrap includes (default PACKAGES; FULL_PACKAGES for FULL_TAG).
+    """
+    if packages is None:
+        packages = FULL_PACKAGES if tag == FULL_TAG else PACKAGES
     client = _client(docker_host)
     ref = registry_ref(tag)
     try:
@@ -111,7 +122,7 @@ def ensure(tag: str = DEFAULT_TAG, docker_host: str | None = None, push: bool = 
             t0 = time.monotonic()
             with tempfile.TemporaryDirectory(dir=work, prefix="rootfs-") as tmp:
                 rootfs, tarball = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar"
-                _bootstrap(rootfs, progress)
+                _bootstrap(rootfs, progress, packages)
                 subprocess.run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
                 repo, _, version = tag.rpartition(":")
                 progress(f"base image: importing {tarball.stat().st_size / 1e6:.0f} MB as {tag}")
