@@ -81,13 +81,19 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _secs(x: Any) -> str:
+    """Seconds with millisecond digits; the API server hands whole numbers back as integers."""
+    return "-" if x is None else f"{float(x):.3f}"
+
+
 def to_table(benchmark: Mapping[str, Any], records: Sequence[Mapping[str, Any]], width: int = 120) -> str:
     meta = benchmark.get("metadata") or {}
     status = benchmark.get("status") or {}
     console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None, highlight=False)
+    p50 = status.get("p50TimeToFirstStepSeconds")
+    first_step = f"p50 time to first step {_secs(p50)} s" if p50 is not None else "no run has reached a first step"
     console.print(f"Benchmark {meta.get('namespace', '')}/{meta.get('name', '')}: phase {status.get('phase') or '-'}, "
-                  f"progress {status.get('progress') or '-'}, p50 time to first step "
-                  f"{_fmt(status.get('p50TimeToFirstStepSeconds'))} s")
+                  f"progress {status.get('progress') or '-'}, {first_step}")
     if status.get("message"):
         console.print(status["message"])
     for c in status.get("conditions") or []:
@@ -99,7 +105,7 @@ def to_table(benchmark: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
         summary.add_column(col, justify="right" if col not in ("image", "cache", "metric") else "left")
     for s in status.get("summaries") or []:
         summary.add_row(s.get("image"), s.get("cache"), s.get("metric"), _fmt(s.get("count")),
-                        *(_fmt(s.get(f"{k}Seconds")) for k in ("p50", "p90", "p99", "min", "max")))
+                        *(_secs(s.get(f"{k}Seconds")) for k in ("p50", "p90", "p99", "min", "max")))
     if summary.row_count:
         console.print(summary)
     else:
@@ -112,8 +118,8 @@ def to_table(benchmark: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
             t.add_column(col)
         for r in checks:
             cache = f" ({r['cache']})" if r.get("cache") else ""
-            t.add_row(r.get("image"), f"{r.get('quantile')} {r.get('metric')}{cache}", _fmt(r.get("observedSeconds")),
-                      _fmt(r.get("maxSeconds")), _fmt(r.get("count")),
+            t.add_row(r.get("image"), f"{r.get('quantile')} {r.get('metric')}{cache}", _secs(r.get("observedSeconds")),
+                      _secs(r.get("maxSeconds")), _fmt(r.get("count")),
                       {True: "yes", False: "NO", None: "no data"}[r.get("met")])
         console.print(t)
 

@@ -58,13 +58,15 @@ def test_json_carries_status_and_runs():
 def test_table_shows_summary_thresholds_and_failures():
     text = render("table", BENCH, RECORDS)
     assert "team/b1" in text and "PartiallyFailed" in text and "2/2" in text
-    assert "timeToFirstStep" in text and "12.500" in text
+    assert "timeToFirstStep" in text and "12.500" in text and "p50 time to first step 12.500 s" in text
+    assert "60.000" in text  # whole seconds from the API server print like the rest
     assert "ThresholdsMet=False" in text and "NO" in text
     assert "Failed runs (1 of 2)" in text and "OOMKilled" in text
 
 
 def test_table_of_a_fresh_benchmark():
-    assert "No run has ended yet." in render("table", {"metadata": {"name": "b"}}, [])
+    text = render("table", {"metadata": {"name": "b"}}, [])
+    assert "No run has ended yet." in text and "no run has reached a first step" in text
 
 
 def test_unknown_format():
