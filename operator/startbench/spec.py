@@ -18,6 +18,7 @@ from typing import Any
 
 FRAMEWORKS = ("pytorch", "jax", "tensorflow", "none")
 VARIANTS = ("naive", "slim", "custom")
+FLAVOURS = ("cpu", "cuda")  # images.catalog.FLAVOURS: the wheels a built image gets
 CACHE_MODES = ("cold", "warm", "both")
 MODES = ("sequential", "fanOut")
 MODELS = ("resnet18", "resnet50", "alexnet")
@@ -343,9 +344,7 @@ def _parse_image(raw: Any, i: int) -> ImageEntry:
     variant = _enum(b, "variant", f"{f}.build.variant", VARIANTS[:2])
     flavour = b.get("flavour")
     if flavour is not None:
-        flavour = _str(flavour, f"{f}.build.flavour", 63)
-        if not _DNS_LABEL.match(flavour):
-            raise SpecError(f"{f}.build.flavour", f"{flavour!r} must be a DNS label, e.g. cpu or cuda")
+        flavour = _enum(b, "flavour", f"{f}.build.flavour", FLAVOURS)
     return ImageEntry(name=name, framework=framework, variant=variant, build=ImageBuild(framework, variant, flavour))
 
 

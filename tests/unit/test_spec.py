@@ -40,7 +40,7 @@ def test_crd_defaults_equal_the_operators(key):
     ("workload.precision", S.PRECISIONS), ("workload.imageSize", S.IMAGE_SIZES),
     ("finishedPods.keep", S.KEEP_FINISHED), ("images.[].framework", S.FRAMEWORKS),
     ("images.[].variant", S.VARIANTS), ("images.[].build.framework", S.FRAMEWORKS[:3]),
-    ("images.[].build.variant", S.VARIANTS[:2]), ("thresholds.[].metric", S.THRESHOLD_METRICS),
+    ("images.[].build.variant", S.VARIANTS[:2]), ("images.[].build.flavour", S.FLAVOURS), ("thresholds.[].metric", S.THRESHOLD_METRICS),
     ("thresholds.[].quantile", S.QUANTILE_NAMES), ("nodes.tolerations.[].effect", S.TAINT_EFFECTS),
     ("nodes.selector.matchExpressions.[].operator", S.SELECTOR_OPERATORS),
 ])
@@ -80,6 +80,12 @@ def test_every_schema_field_is_documented():
             yield from walk(node["items"], f"{path}[]")
     missing = list(walk(SPEC_SCHEMA, "spec"))
     assert missing == []
+
+
+def test_build_choices_equal_the_image_builders():
+    catalog = pytest.importorskip("startbench.images.catalog")
+    assert S.FRAMEWORKS[:3] == catalog.FRAMEWORKS and S.VARIANTS[:2] == catalog.VARIANTS
+    assert S.FLAVOURS == catalog.FLAVOURS
 
 
 def test_names_follow_the_contract():
