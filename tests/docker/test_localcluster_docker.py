@@ -130,3 +130,10 @@ def test_auth_registry_refuses_anonymous_and_accepts_the_credentials(docker_clie
             docker_client.images.remove(ref)
         except docker.errors.ImageNotFound:
             pass
+
+
+def test_status_problems_are_none_when_all_runs(base_image):
+    assert docker_engine.status_problem() is None
+    assert registry.status_problem() is None
+    assert baseimage.status_problem() is None
+    assert "not in the local registry" in baseimage.status_problem("startbench/never-built:x")

@@ -156,3 +156,10 @@ def run_python(tag: str = DEFAULT_TAG, code: str = "print(1)", docker_host: str 
         return client.containers.run(tag, ["python3", "-c", code], remove=True, network_disabled=True).decode()
     finally:
         client.close()
+
+
+def status_problem(tag: str = DEFAULT_TAG) -> str | None:
+    """None when the base image is in the local registry, else what is wrong (for `startbench cluster status`)."""
+    if _in_registry(registry_ref(tag)):
+        return None
+    return f"{registry_ref(tag)} is not in the local registry; run `startbench cluster up` to build and push it"

@@ -231,3 +231,12 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def status_problem() -> str | None:
+    """None when an engine answers, else what is wrong (for `startbench cluster status`)."""
+    st = status()
+    if st["answers"]:
+        return None
+    hint = f"see {_paths()['log']}" if st["started_by_startbench"] else "run `startbench cluster up`"
+    return f"no Docker engine answers at DOCKER_HOST or {DEFAULT_SOCKET}; {hint}"

@@ -252,3 +252,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def status_problem() -> str | None:
+    """None when both registries answer as expected, else what is wrong (for `startbench cluster status`)."""
+    problems = []
+    for name, row in status().items():
+        if not row["answers"]:
+            problems.append(f"the {name} registry does not answer on {row['address']} "
+                            f"(log {_paths(name)['log']}); run `startbench cluster up`")
+        elif row["auth"] != (name == "auth"):
+            problems.append(f"{row['address']} answers {'with' if row['auth'] else 'without'} auth, which is not "
+                            f"the {name} startbench registry; free the port")
+    return "; ".join(problems) or None
