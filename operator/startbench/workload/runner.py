@@ -125,6 +125,7 @@ class Run:
         self.versions: dict[str, str] = {"python": sys.version.split()[0]}
         self._lock = threading.Lock()
         self._reported = False
+        self.wakeup_sockets: tuple | None = None
 
     def report(self, metrics: dict | None = None, error: str | None = None, flops: dict | None = None) -> bool:
         with self._lock:
@@ -144,6 +145,7 @@ def _watch_sigterm(run: Run) -> None:
         return
     reader, writer = socket.socketpair()
     writer.setblocking(False)
+    run.wakeup_sockets = (reader, writer)  # kept alive with the run: a collected socket closes its fd
     signal.signal(signal.SIGTERM, lambda signum, frame: None)  # the thread below does the work
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
 
