@@ -167,3 +167,31 @@ def test_missing_framework_is_a_report_not_a_traceback(tmp_path):
     assert report["failed_phase"] == "framework_imported"
     assert "ModuleNotFoundError" in report["error"] and "torch" in report["error"]
     assert list(report["marks_ms"]) == ["process_start", "interpreter_ready"]
+
+
+def test_sigterm_is_never_swallowed_even_without_the_watcher_thread(tmp_path):
+    """The Python-level handler is the fallback when the wakeup-socket thread is gone."""
+    code = r"""
+import os, signal, sys, time
+from startbench.workload.marks import Marks
+from startbench.workload.runner import Run, _watch_sigterm
+marks = Marks()
+marks.mark("interpreter_ready")
+run = Run(marks, "jax", "alexnet")
+_watch_sigterm(run)
+reader, writer = run.wakeup_sockets
+signal.set_wakeup_fd(-1)
+writer.close()                      # the watcher reads end-of-file and returns
+for _ in range(100):
+    if not [t for t in __import__("threading").enumerate() if t.name == "startbench-sigterm"]:
+        break
+    time.sleep(0.05)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(10)
+print("SIGTERM was swallowed")
+"""
+    env = dict(os.environ, STARTBENCH_REPORT_PATH=str(tmp_path / "termination-log"))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stdout + proc.stderr
+    report = parse_report(last_line(proc.stdout))
+    assert report["failed_phase"] == "framework_imported" and "SIGTERM" in report["error"]

@@ -127,8 +127,12 @@ class Run:
         self._reported = False
         self.wakeup_sockets: tuple | None = None
 
-    def report(self, metrics: dict | None = None, error: str | None = None, flops: dict | None = None) -> bool:
-        with self._lock:
+    def report(self, metrics: dict | None = None, error: str | None = None, flops: dict | None = None,
+               blocking: bool = True) -> bool:
+        """Write the report unless one was written; False when it was (or, not blocking, is being) written."""
+        if not self._lock.acquire(blocking=blocking):
+            return False
+        try:
             if self._reported:
                 return False
             self._reported = True
@@ -137,17 +141,31 @@ class Run:
                                metrics=metrics, error=error, flops=flops, versions=self.versions)
             write_report(doc)
             return True
+        finally:
+            self._lock.release()
+
+
+def _terminate(run: Run, blocking: bool) -> None:
+    phase = next_mark(run.marks.wall_ms) or MARKS[-1]
+    log(f"SIGTERM before mark {phase}: writing the report and exiting")
+    if run.report(error=f"terminated by SIGTERM before mark {phase!r}", blocking=blocking) or blocking:
+        sys.stdout.flush()
+        os._exit(EXIT_SIGTERM)
+    # Not blocking and the lock is taken: the main thread is writing its own report; let it finish and exit.
 
 
 def _watch_sigterm(run: Run) -> None:
-    """Write a failure report and exit 143 as soon as SIGTERM arrives, whatever the main thread is doing."""
+    """Write a failure report and exit 143 as soon as SIGTERM arrives, whatever the main thread is doing.
+
+    The C-level signal handler writes the signal number to a socket (set_wakeup_fd) at once; a thread blocked
+    on that socket does the work, so a main thread busy inside a framework call does not delay it. The
+    Python-level handler, which runs in the main thread between bytecodes, is the fallback should the thread
+    be gone: SIGTERM is never swallowed."""
     if threading.current_thread() is not threading.main_thread():
         return
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     run.wakeup_sockets = (reader, writer)  # kept alive with the run: a collected socket closes its fd
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)  # the thread below does the work
-    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
 
     def wait() -> None:
         while True:
@@ -155,13 +173,17 @@ def _watch_sigterm(run: Run) -> None:
             if not data:
                 return
             if signal.SIGTERM in data:
-                phase = next_mark(run.marks.wall_ms) or MARKS[-1]
-                log(f"SIGTERM during {phase}: writing the report and exiting")
-                run.report(error=f"terminated by SIGTERM before mark {phase!r}")
-                sys.stdout.flush()
-                os._exit(EXIT_SIGTERM)
+                _terminate(run, blocking=True)
 
-    threading.Thread(target=wait, name="startbench-sigterm", daemon=True).start()
+    watcher = threading.Thread(target=wait, name="startbench-sigterm", daemon=True)
+
+    def on_sigterm(signum, frame) -> None:
+        if not watcher.is_alive():
+            _terminate(run, blocking=False)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher.start()
 
 
 def main(argv: list[str] | None = None, anchor: tuple[int, int] | None = None) -> int:
