@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What the chart and metrics tests need (docs/operations.md):
+#   prometheus (Debian's package)  tests/cluster/test_prometheus.py runs it on loopback with its own config;
+#                                  the package's own service is not used (and not started where there is no systemd)
+#   helm                           built from the Go module proxy by hack/k8s/build.sh (cached; the cluster
+#                                  setup builds it too), for tests/unit/test_chart.py and tests/cluster/test_helm.py
+# Idempotent: each step is skipped when its binary is already there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ -x /usr/bin/prometheus ]; then
+    echo "prometheus: $(/usr/bin/prometheus --version 2>&1 | head -1)"
+else
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || {
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends prometheus >/dev/null
+    }
+    echo "prometheus: installed $(/usr/bin/prometheus --version 2>&1 | head -1)"
+fi
+bash hack/k8s/build.sh helm
