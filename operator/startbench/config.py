@@ -53,10 +53,12 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     namespaces = tuple(ns.strip() for ns in env.get("STARTBENCH_NAMESPACES", "").split(",") if ns.strip())
     for ns in namespaces:
-        if len(ns) > 63 or not ns.replace("-", "a").isalnum() or not ns.islower() or ns[0] == "-" or ns[-1] == "-":
+        # Kopf also takes glob patterns ("team-*"); the rest must be a DNS label.
+        plain = ns.replace("*", "a").replace("?", "a")
+        if len(ns) > 63 or not plain.replace("-", "a").isalnum() or not plain.islower() or ns[0] == "-" or ns[-1] == "-":
             raise ConfigError(
-                f"STARTBENCH_NAMESPACES has {ns!r}, which is not a namespace name; "
-                "give a comma-separated list of lower-case DNS labels, or leave it empty for all namespaces"
+                f"STARTBENCH_NAMESPACES has {ns!r}, which is not a namespace name or pattern; give a "
+                "comma-separated list of lower-case DNS labels (globs like team-* allowed), or leave it empty for all"
             )
     log_level = env.get("STARTBENCH_LOG_LEVEL", "INFO").upper()
     if log_level not in _LOG_LEVELS:

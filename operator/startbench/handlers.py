@@ -10,6 +10,7 @@ collector); the daemon stops first.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import kopf
@@ -20,6 +21,12 @@ from startbench.metrics import Metrics
 from startbench.observer import Observer, now_ms
 
 STEP_SECONDS = 0.5
+
+
+@kopf.on.login()
+def on_login(**kwargs) -> kopf.ConnectionInfo | None:
+    # In a pod: the ServiceAccount; elsewhere: $KUBECONFIG, read now (the client library reads it at import).
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
@@ -38,7 +45,7 @@ def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) ->
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
-        kube_config.load_kube_config()
+        kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = 32
     memo.config = cfg

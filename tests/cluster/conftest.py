@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kubernetes import client, config
@@ -62,3 +63,61 @@ def namespace(core) -> str:
         time.sleep(0.1)
     yield name
     core.delete_namespace(name, grace_period_seconds=0)
+    # Wait while the operator still runs: it removes its finalizer from the namespace's Benchmarks.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not core.list_namespace(field_selector=f"metadata.name={name}").items:
+            break
+        time.sleep(0.2)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crd(kube_api):
+    """The Benchmark CRD from crds/, applied (server-side) and established."""
+    import yaml
+    ext = client.ApiextensionsV1Api(kube_api)
+    body = yaml.safe_load((REPO / "crds" / "benchmark.yaml").read_text())
+    try:
+        ext.create_custom_resource_definition(body)
+    except client.exceptions.ApiException as err:
+        if err.status != 409:
+            raise
+        current = ext.read_custom_resource_definition(body["metadata"]["name"])
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        ext.replace_custom_resource_definition(body["metadata"]["name"], body)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        conds = ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or []
+        if any(c.type == "Established" and c.status == "True" for c in conds):
+            return body
+        time.sleep(0.2)
+    raise AssertionError("the Benchmark CRD was not established in 30s")
+
+
+@pytest.fixture(scope="session")
+def operator(crd, local_cluster):
+    """The operator, in-process (Kopf in a thread), watching the test namespaces (t-*). Yields its memo:
+    tests read its metrics from memo['metrics']."""
+    import os
+    import threading
+
+    from startbench import config as config_module
+    from startbench import handlers
+    from startbench.metrics import Metrics
+
+    os.environ["KUBECONFIG"] = local_cluster["kubeconfig"]
+    memo = {"config": config_module.load({"STARTBENCH_NAMESPACES": "t-*"}), "metrics": Metrics()}
+    ready, stop = threading.Event(), threading.Event()
+    thread = handlers.run_in_thread(memo, ("t-*",), ready=ready, stop=stop)
+    assert ready.wait(60), "the operator did not become ready in 60s"
+    yield memo
+    stop.set()
+    thread.join(30)
+
+
+@pytest.fixture
+def custom(kube_api) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_api)

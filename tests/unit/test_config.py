@@ -39,3 +39,7 @@ def test_bad_values_name_the_variable_and_the_fix(env, words):
         config.load(env)
     for word in words:
         assert word in str(err.value)
+
+
+def test_namespace_globs_are_accepted():
+    assert config.load({"STARTBENCH_NAMESPACES": "t-*,team-?"}).namespaces == ("t-*", "team-?")

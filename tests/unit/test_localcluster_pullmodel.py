@@ -96,3 +96,15 @@ def test_go_duration_matches_go_time_duration_string(seconds, text):
 def test_pulled_message_is_the_kubelets_and_truncates_to_milliseconds():
     assert pulled_message("r/x:1", 1.2349, 1.5, 123) == (
         'Successfully pulled image "r/x:1" in 1.234s (1.5s including waiting). Image size: 123 bytes.')
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(1e3, 1e7), st.lists(st.integers(0, 100_000_000), min_size=1, max_size=6))
+def test_advance_terminates_at_large_clock_values(start, sizes):
+    # Regression: at t≈2000 s a pull's last bytes took less time than the clock could represent, and
+    # advance() spun forever.
+    model = PullModel(registry_bandwidth=1_250_000_000, default_node_bandwidth=125_000_000, now=start)
+    for i, size in enumerate(sizes):
+        model.enqueue(str(i), f"n{i % 2}", "img", size, now=start)
+    finished = model.advance(start + 10_000)
+    assert sorted(p.key for p in finished) == sorted(str(i) for i in range(len(sizes)))

@@ -59,20 +59,26 @@ class PullModel:
                 self.now = now
                 return finished
             rates = {id(p): self._rate(p, len(active)) for p in active}
-            # Earliest finish among active pulls at the current rates.
-            soonest = min(self.now + (p.remaining / rates[id(p)] if p.remaining > 0 else 0.0) for p in active)
-            step_to = min(soonest, now)
+            finish = {id(p): self.now + p.remaining / rates[id(p)] for p in active}
+            soonest = min(finish.values())
+            if soonest > now:
+                for p in active:
+                    p.remaining = max(0.0, p.remaining - rates[id(p)] * (now - self.now))
+                self.now = now
+                return finished
+            # Completion is decided by finish time, not by bytes left: at large clock values a few bytes'
+            # worth of time vanishes in rounding, and a byte threshold would never be reached.
             for p in active:
-                p.remaining = max(0.0, p.remaining - rates[id(p)] * (step_to - self.now))
-            self.now = step_to
-            done = [p for p in active if p.remaining <= 1e-6]
-            for p in done:
+                if finish[id(p)] <= soonest:
+                    p.remaining = 0.0
+                else:
+                    p.remaining = max(0.0, p.remaining - rates[id(p)] * (soonest - self.now))
+            self.now = max(self.now, soonest)
+            for p in [p for p in active if finish[id(p)] <= soonest]:
                 p.finished_at = self.now
                 self.queues[p.node].pop(0)
                 finished.append(p)
                 self._start_next(p.node)
-            if not done and step_to >= now:
-                return finished
 
     def _start_next(self, node: str) -> None:
         queue = self.queues.get(node)
