@@ -185,6 +185,24 @@ def _dashboard(uid: str, title: str, description: str, panels: list[dict], varia
 DASHBOARDS = {"startup": _startup_dashboard, "training": _training_dashboard}
 
 
+def panel_queries(dashboard: dict) -> list[tuple[str, str, str]]:
+    """(panel title, refId, PromQL expression) of every target of every panel."""
+    return [(panel["title"], target["refId"], target["expr"])
+            for panel in dashboard["panels"] for target in panel.get("targets", [])]
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Fill in dashboard variables as Grafana would: $name and ${name}; a missing one is an error."""
+    import re
+
+    def one(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"no value for dashboard variable ${name} in {expr!r}")
+        return values[name]
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", one, expr)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 def helm_binary() -> Path:

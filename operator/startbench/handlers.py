@@ -56,6 +56,13 @@ def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) ->
     if memo.get("builder") is None and cfg.docker_host is not None:
         memo.builder = _image_builder(cfg)
     logger.info("startbench operator started (namespaces: %s)", ", ".join(cfg.namespaces) or "all")
+    memo.metrics.set_operator_up(True)
+
+
+@kopf.on.cleanup()
+def on_cleanup(memo: kopf.Memo, **_) -> None:
+    if memo.get("metrics") is not None:
+        memo.metrics.set_operator_up(False)
 
 
 def _image_builder(cfg):

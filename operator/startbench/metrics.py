@@ -63,6 +63,9 @@ class Metrics:
             ("benchmark", "result", "reason"), registry=r)
         self.benchmarks_active = Gauge(
             "startbench_benchmarks_active", "Benchmarks that are building or running now.", registry=r)
+        self.operator_up = Gauge(
+            "startbench_operator_up",
+            "1 while the operator's Kopf loop has started and is not shutting down, else 0.", registry=r)
         self.reconcile_errors_total = Counter(
             "startbench_reconcile_errors_total", "Handler invocations that raised an unexpected error.",
             ("handler",), registry=r)
@@ -107,6 +110,10 @@ class Metrics:
                 self.image_size_bytes.labels(image=image, framework=framework, variant=variant, kind=kind).set(value)
         if layers is not None:
             self.image_layers.labels(image=image, framework=framework, variant=variant).set(layers)
+
+    def set_operator_up(self, up: bool) -> None:
+        """Called by the operator's startup (True) and cleanup (False) handlers."""
+        self.operator_up.set(1 if up else 0)
 
     def set_pull_throughput(self, node: str, image: str, bytes_per_second: float) -> None:
         self.pull_throughput.labels(node=node, image=image).set(bytes_per_second)
