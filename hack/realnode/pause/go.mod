@@ -1,0 +1,3 @@
+module startbench.dev/pause
+
+go 1.22
