@@ -35,6 +35,7 @@ def add_parser(subparsers) -> None:
                     help="how fast the registry serves all simulated nodes together (default 1.25GB/s)")
     up.add_argument("--no-docker", action="store_true", help="skip the Docker engine, registries and base image")
     up.add_argument("--no-build", action="store_true", help="fail instead of building missing binaries")
+    up.add_argument("--no-real-node", action="store_true", help="skip the one real kubelet node (docs/realnode.md)")
     up.set_defaults(func=_up)
     down = sub.add_parser("down", help="stop every process `up` started")
     down.add_argument("--keep-data", action="store_true", help="keep etcd's data for the next `up`")
@@ -52,7 +53,8 @@ def _up(args) -> int:
     try:
         options = cluster.UpOptions(gpu_nodes=args.gpu_nodes, cpu_nodes=args.cpu_nodes,
                                     pull_bandwidth=args.pull_bandwidth, registry_bandwidth=args.registry_bandwidth,
-                                    docker=not args.no_docker, build=not args.no_build)
+                                    docker=not args.no_docker, build=not args.no_build,
+                                    real_node=not args.no_real_node)
         cluster.up(options, progress=lambda m: print(m, flush=True))
     except (ValueError, cluster.ClusterError) as err:
         print(f"cluster up failed: {err}", file=sys.stderr)

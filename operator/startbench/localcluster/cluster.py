@@ -29,6 +29,7 @@ class UpOptions:
     registry_bandwidth: float = 1_250_000_000  # bytes/s the registry serves to all simulated nodes
     docker: bool = True                        # Docker engine, registries and base image too
     build: bool = True                         # build missing binaries (else fail)
+    real_node: bool = True                     # one real kubelet node too (realnode.py); skipped if it cannot run
 
     def __post_init__(self):
         if not 0 <= self.gpu_nodes <= 1000 or not 0 <= self.cpu_nodes <= 1000:
@@ -112,10 +113,19 @@ def up(options: UpOptions, progress: Progress = print) -> dict:
         _wait_healthy(component, managed, progress)
         progress(f"{component.name} up ({time.monotonic() - t:.1f}s)")
     node_names = _ensure_nodes(kubeconfig, options, progress)
+    real_node = _ensure_real_node(kubeconfig, options, progress)
     seconds = time.monotonic() - started
     progress(f"cluster up in {seconds:.1f}s: {len(node_names)} simulated nodes; "
              f"export KUBECONFIG={kubeconfig}")
-    return {"seconds": seconds, "kubeconfig": str(kubeconfig), "nodes": node_names}
+    return {"seconds": seconds, "kubeconfig": str(kubeconfig), "nodes": node_names, "real_node": real_node}
+
+
+def _ensure_real_node(kubeconfig: Path, options: UpOptions, progress: Progress) -> str | None:
+    """The optional real node (realnode.py): logged and skipped, never fatal, when it cannot run here."""
+    if not (options.real_node and options.docker):
+        return None
+    from startbench.localcluster import realnode
+    return realnode.ensure(kubeconfig, progress)
 
 
 def _client(kubeconfig: Path):
@@ -197,6 +207,9 @@ def down(progress: Progress = print, keep_data: bool = False, docker: bool = Tru
     """Stop every process `up` started, newest first. Returns the names of what was stopped."""
     state = _state()
     stopped = []
+    from startbench.localcluster import realnode
+    # The real node first, while the API server still runs: its kubelet stops its pods (network, mounts).
+    stopped += realnode.stop(progress)
     names = [c for c in ("simkubelet", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")]
     for name in names:
         if Managed(name, state).stop():
@@ -227,7 +240,8 @@ def leftover_processes() -> list[str]:
         if argv and (argv[0].decode(errors="replace") in ours or
                      b"startbench.localcluster.simkubelet" in argv):
             found.append(f"{proc.name} {' '.join(a.decode(errors='replace') for a in argv if a)}")
-    return found
+    from startbench.localcluster import realnode
+    return found + realnode.leftovers()
 
 
 def kubeconfig() -> Path:

@@ -105,13 +105,10 @@ def layout() -> Layout:
 
 # ---- what this machine must have -------------------------------------------------------------------------
 
-def _mounted_cgroup_v1_controllers() -> set[str]:
+def mounted_cgroup_v1_controllers(mountinfo: str) -> set[str]:
+    """The cgroup v1 controllers (of those we need) mounted, from /proc/self/mountinfo's text."""
     found: set[str] = set()
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return found
-    for line in lines:
+    for line in mountinfo.splitlines():
         _, _, after = line.partition(" - ")
         fields = after.split()
         if len(fields) >= 3 and fields[0] == "cgroup":
@@ -139,7 +136,11 @@ def unavailable_reason() -> str | None:
     if shutil.which("go") is None and not _pause_in_registry():
         return "the pause image is not in the local registry and `go` is not installed to build it"
     if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        lacking = sorted(set(CGROUP_V1_CONTROLLERS) - _mounted_cgroup_v1_controllers())
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            mountinfo = ""
+        lacking = sorted(set(CGROUP_V1_CONTROLLERS) - mounted_cgroup_v1_controllers(mountinfo))
         if lacking:
             return f"cgroup v1 controllers not mounted: {', '.join(lacking)}; the kubelet and runc need them"
     return None
@@ -506,6 +507,8 @@ def ensure(kubeconfig: Path | str, progress: Progress = print) -> str | None:
             return _ensure(Path(kubeconfig), progress)
         except (RealNodeError, OSError, subprocess.SubprocessError) as err:
             reason = str(err)
+        except Exception as err:  # noqa: BLE001 - the real node is optional: an API or Docker error ends it too
+            reason = f"{type(err).__name__}: {err}"
     progress(f"real node unavailable: {reason}")
     return None
 
@@ -524,6 +527,29 @@ def _ensure(kubeconfig: Path, progress: Progress) -> str:
     _start_containerd(lay, progress)
     _start_kubelet(lay, kubeconfig, progress)
     return NODE_NAME
+
+
+def container_log(namespace: str, pod: str, uid: str, container: str, restart: int = 0) -> str | None:
+    """A container's output as the kubelet wrote it on this machine (the CRI log format, one
+    `<time> <stream> <tag> <text>` per line), as plain text; None when there is no such log. The API server
+    cannot fetch real-node logs itself (it has no kubelet client certificate: docs/realnode.md)."""
+    path = layout().root / "pod-logs" / f"{namespace}_{pod}_{uid}" / container / f"{restart}.log"
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    out, partial = [], ""
+    for line in lines:
+        fields = line.split(" ", 3)
+        if len(fields) < 3:
+            continue
+        text = fields[3] if len(fields) == 4 else ""
+        if fields[2] == "P":  # a partial line continues in the next entry
+            partial += text
+        else:
+            out.append(partial + text)
+            partial = ""
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def status_problem() -> str | None:

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The local cluster's one real node (operator/startbench/localcluster/realnode.py, docs/realnode.md):
+# Debian's containerd (1.6, run as our own instance with CRI on), runc, the CNI plugins (bridge, host-local,
+# loopback in /usr/lib/cni), iptables and conntrack (the bridge's masquerade rules), iproute2 (the bridge).
+# The kubelet is built with the cluster's other binaries; the pause image is built from hack/realnode/pause
+# with the Go toolchain the cluster build already needs. Idempotent.
+set -euo pipefail
+need=()
+for pkg in containerd runc containernetworking-plugins iptables conntrack iproute2; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+for plugin in bridge host-local loopback; do
+    [[ -x /usr/lib/cni/$plugin ]] || { echo "missing CNI plugin /usr/lib/cni/$plugin" >&2; exit 1; }
+done
+echo "real node tooling: containerd $(dpkg-query -W -f='${Version}' containerd), runc $(dpkg-query -W -f='${Version}' runc), CNI plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins)"

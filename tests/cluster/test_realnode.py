@@ -1,0 +1,141 @@
+"""The local cluster's one real node (docs/realnode.md): a real kubelet on our own containerd. Pods there really
+pull from the local registry and really run, and the operator reads a real in-pod report from a real pod."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import urllib.request
+import uuid
+
+import pytest
+
+from startbench.localcluster import realnode
+from tests.cluster import benchmarks as bm
+from tests.cluster.helpers import pod_events, wait_for
+
+REGISTRY = "127.0.0.1:5000"
+JAX_IMAGE = f"{REGISTRY}/startbench-jax:slim-cpu"
+MANIFEST_TYPES = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+
+
+@pytest.fixture(scope="module")
+def real_node(local_cluster):
+    """The real node's name, started here unless it already runs (and then stopped here). Skips, with the exact
+    reason, on a machine that cannot run it."""
+    already = realnode.status_problem() is None
+    said: list[str] = []
+    name = realnode.ensure(local_cluster["kubeconfig"], progress=said.append)
+    if name is None:
+        pytest.skip("; ".join(m for m in said if "unavailable" in m) or "the real node cannot run here")
+    yield name
+    if not already:
+        realnode.stop(progress=lambda m: None)
+        assert realnode.leftovers() == [], "the real node left processes or mounts behind"
+
+
+def _manifest(repo: str, tag: str) -> tuple[str, dict, int]:
+    """(digest, manifest, size as containerd counts it: manifest + config + layers) from the registry."""
+    req = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+        digest = resp.headers["Docker-Content-Digest"]
+    manifest = json.loads(raw)
+    return digest, manifest, len(raw) + manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+
+
+@pytest.fixture
+def unique_image():
+    """The base image plus one layer of random bytes, pushed under a tag no node has seen: a cold pull that must
+    download at least that layer. Removed from Docker and the registry afterwards."""
+    import os
+
+    import docker
+
+    repo, tag = "startbench-test/realnode", uuid.uuid4().hex[:12]
+    ref = f"{REGISTRY}/{repo}:{tag}"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", f"FROM {bm.BASE_IMAGE}\nCOPY marker /marker\n".encode()),
+                           ("marker", os.urandom(256 * 1024))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    client = docker.from_env()
+    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True)
+    for line in client.api.push(ref, stream=True, decode=True):
+        assert "error" not in line, line
+    yield repo, tag
+    digest, _, _ = _manifest(repo, tag)
+    urllib.request.urlopen(urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", method="DELETE"),
+                           timeout=10)
+    client.images.remove(ref, force=True)
+    client.close()
+
+
+def test_real_node_is_ready_tainted_and_advertises_fake_gpus(real_node, core):
+    node = core.read_node(real_node)
+    assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+    assert node.status.capacity["nvidia.com/gpu"] == "8" and node.status.allocatable["nvidia.com/gpu"] == "8"
+    assert node.metadata.labels["startbench.dev/pool"] == "real"
+    assert node.metadata.labels["nvidia.com/gpu.product"] == "fake"
+    assert (node.metadata.annotations or {}).get("kwok.x-k8s.io/node") is None, "a real node must not look simulated"
+    taints = {(t.key, t.value, t.effect) for t in node.spec.taints}
+    assert ("startbench.dev/real-node", "true", "NoSchedule") in taints
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+
+
+def test_pod_really_pulls_from_the_local_registry_and_runs(real_node, core, namespace, unique_image):
+    repo, tag = unique_image
+    digest, _, expected_size = _manifest(repo, tag)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "real"},
+           "spec": {"restartPolicy": "Never", "nodeSelector": {"startbench.dev/pool": "real"},
+                    "tolerations": [realnode.TOLERATION],
+                    "containers": [{"name": "c", "image": f"{REGISTRY}/{repo}:{tag}", "imagePullPolicy": "Always",
+                                    "command": ["python3", "-c", "print(1)"],
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_for(lambda: (p := core.read_namespaced_pod("real", namespace)).status.phase in ("Succeeded", "Failed")
+                    and p, timeout=180, what="the real pod to finish")
+    assert done.status.phase == "Succeeded", done.status
+    assert done.spec.node_name == real_node
+    status = done.status.container_statuses[0]
+    assert status.state.terminated.exit_code == 0
+    assert status.image_id == f"{REGISTRY}/{repo}@{digest}", "the image did not come from the local registry"
+    pulled = [e for e in pod_events(core, namespace, "real") if e.reason == "Pulled"]
+    assert len(pulled) == 1, [e.message for e in pulled]
+    event = pulled[0]
+    assert event.source.component == "kubelet" and event.source.host == real_node
+    match = re.search(r"Successfully pulled image .* in [0-9.]+m?s .*Image size: (\d+) bytes", event.message)
+    assert match, event.message
+    assert int(match.group(1)) == expected_size, "the kubelet's image size is not the registry's manifest total"
+    log = realnode.container_log(namespace, "real", done.metadata.uid, "c")
+    assert log is not None and log.rstrip().endswith("1"), log
+
+
+def test_operator_parses_a_real_report_from_a_real_pod(real_node, operator, custom, core, namespace):
+    digest = _manifest("startbench-jax", "slim-cpu")[0]  # fails clearly if the image was never built and pushed
+    images = [{"name": "jax", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"}]
+    body = bm.benchmark("real", images, pool="real", max_nodes=1, gpus=0, cache="cold", repetitions=1,
+                        parallelism=1, runTimeoutSeconds=600,
+                        workload={"steps": 2, "batchSize": 2, "imageSize": 64})
+    body["spec"]["nodes"]["tolerations"] = [realnode.TOLERATION]
+    bm.create(custom, namespace, body)
+    status = bm.wait_finished(custom, namespace, "real", timeout=600)["status"]
+    assert status["phase"] == "Succeeded", status
+    [record] = bm.records(core, namespace, "real")
+    assert record["node"] == real_node and record["result"] == "Succeeded", record
+    assert record["report"]["valid"] is True and record["report"]["ok"] is True, record["report"]
+    assert record["report"]["device"]["kind"] == "cpu"
+    assert record["report"]["metrics"]["samples_per_s"] > 0
+    phases = record["timeline"]["phases"]
+    for name, mark in (("imports", "framework_imported"), ("device_init", "device_ready"),
+                       ("first_step", "first_step")):
+        assert phases[name]["source"] == f"report:{mark}", (name, phases[name])
+        assert "covers" not in phases[name], (name, phases[name])
+    assert record["timeToFirstStepMs"] > 0
+    assert abs(sum(p["ms"] for p in phases.values()) - record["timeline"]["totalMs"]) <= 1.0
+    assert record["pull"]["imageID"].endswith(digest), record["pull"]
