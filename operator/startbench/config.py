@@ -30,6 +30,13 @@ class Config:
     max_parallel_pods: int = 1000
     # Log level of the operator: DEBUG, INFO, WARNING, ERROR.
     log_level: str = "INFO"
+    # Registry (host[:port][/namespace]) that images a Benchmark asks the operator to build are pushed to; the
+    # cluster's nodes must be able to pull from it. Empty: the operator refuses build entries.
+    build_registry: str = ""
+    # BASE_IMAGE build argument for those builds (empty: each Dockerfile's own default).
+    build_base_image: str = ""
+    # A CA bundle for the builds' pip step only (a machine behind a TLS-intercepting proxy); never in images.
+    build_ca_bundle: str = ""
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -70,4 +77,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         docker_host=env.get("STARTBENCH_DOCKER_HOST", ""),
         max_parallel_pods=_int(env, "STARTBENCH_MAX_PARALLEL_PODS", 1000, 1, 100_000),
         log_level=log_level,
+        build_registry=env.get("STARTBENCH_BUILD_REGISTRY", "").strip().rstrip("/"),
+        build_base_image=env.get("STARTBENCH_BUILD_BASE_IMAGE", "").strip(),
+        build_ca_bundle=env.get("STARTBENCH_BUILD_CA_BUNDLE", "").strip(),
     )

@@ -52,9 +52,7 @@ def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) ->
     memo.io = ClusterIO(client.ApiClient(configuration))
     memo.observer = memo.get("observer") or Observer()
     memo.metrics = memo.get("metrics") or Metrics()
-    memo.builder = memo.get("builder")
-    if memo.get("builder") is None and cfg.docker_host is not None:
-        memo.builder = _image_builder(cfg)
+    memo.builder = memo.get("builder") or _image_builder(cfg, memo.metrics)
     logger.info("startbench operator started (namespaces: %s)", ", ".join(cfg.namespaces) or "all")
     memo.metrics.set_operator_up(True)
 
@@ -65,13 +63,14 @@ def on_cleanup(memo: kopf.Memo, **_) -> None:
         memo.metrics.set_operator_up(False)
 
 
-def _image_builder(cfg):
-    """The image build hook for the reconciler, or None when the images package is unavailable."""
+def _image_builder(cfg, metrics):
+    """The image build hook for the reconciler, or None when the Docker SDK is not installed."""
     try:
-        from startbench.images import operator_builds
+        import docker  # noqa: F401
     except ImportError:
         return None
-    return operator_builds.builder(cfg)
+    from startbench import imagebuilds
+    return imagebuilds.builder(cfg, metrics)
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_BENCHMARK: kopf.PRESENT})

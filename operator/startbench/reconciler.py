@@ -106,22 +106,24 @@ class BenchmarkReconciler:
             skipped = f"; {len(selection.excluded)} matching node(s) excluded" if selection.excluded else ""
             self.io.event(ref, "Normal", "Planned", f"{spec.max_runs()} runs over {len(nodes)} node(s){skipped}")
 
-        built = status.get("images") or {}
+        built = dict(status.get("images") or {})
+        spec = spec.with_built_images({k: v["reference"] for k, v in built.items() if (v or {}).get("reference")})
         if spec.unbuilt_images:
             if self.build_images is None:
                 return self._fail(ref, body, "ImageBuildUnavailable",
                                   "spec.images asks the operator to build images, but this operator has no Docker "
                                   "engine (set STARTBENCH_DOCKER_HOST, or enable the chart's dind builder)")
-            missing = [e.name for e in spec.unbuilt_images if not (built.get(e.name) or {}).get("reference")]
-            if missing:
-                self.io.patch_status(ref, {**patch, "phase": st.BUILDING,
-                                           "message": f"building images {', '.join(missing)}"})
-                try:
-                    built = {**built, **self.build_images(ref, spec, lambda m: log.info("%s: %s", ref.name, m))}
-                except Exception as err:  # a failed build ends the benchmark with the build's own message
-                    return self._fail(ref, body, "ImageBuildFailed", str(err))
-                patch["images"] = built
-            spec = spec.with_built_images({k: v["reference"] for k, v in built.items() if v.get("reference")})
+            names = ", ".join(e.name for e in spec.unbuilt_images)
+            self.io.patch_status(ref, {**patch, "phase": st.BUILDING, "message": f"building images {names}"})
+            self.io.event(ref, "Normal", "Building", f"building images {names}")
+            try:
+                built.update(self.build_images(ref, spec, lambda m: log.info("%s: %s", ref.name, m)))
+            except Exception as err:  # a failed build ends the benchmark with the build's own words (a failed
+                return self._fail(ref, body, "ImageBuildFailed", str(err))  # build's carry its log's last lines)
+            # Kept at once, so a restarted operator does not build them again.
+            self.io.patch_status(ref, {"images": built, "message": f"built images {names}"})
+            self.io.event(ref, "Normal", "Built", f"built images {names}")
+            spec = spec.with_built_images({k: v["reference"] for k, v in built.items()})
 
         runs = plan(ref.name, spec, nodes)
         by_name = {r.name: r for r in runs}

@@ -105,6 +105,15 @@ def test_selector_matching_no_node_fails_with_what_to_change(operator, custom, n
     assert "startbench.dev/pool=tpu" in failed["message"] and "change spec.nodes.selector" in failed["message"]
 
 
+def test_build_entry_without_a_push_registry_fails_saying_what_to_set(operator, custom, namespace):
+    body = bm.benchmark("tobuild", [{"name": "jax-slim", "build": {"framework": "jax", "variant": "slim"}}])
+    bm.create(custom, namespace, body)
+    status = bm.wait_finished(custom, namespace, "tobuild", timeout=30)["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert status["phase"] == "Failed" and failed["reason"] == "ImageBuildFailed"
+    assert "STARTBENCH_BUILD_REGISTRY" in failed["message"]
+
+
 def test_deleting_a_benchmark_removes_its_pods(operator, custom, core, namespace):
     body = bm.benchmark("deleteme", _images("base"), max_nodes=2, repetitions=5, parallelism=2,
                         runTimeoutSeconds=600)

@@ -43,3 +43,9 @@ def test_bad_values_name_the_variable_and_the_fix(env, words):
 
 def test_namespace_globs_are_accepted():
     assert config.load({"STARTBENCH_NAMESPACES": "t-*,team-?"}).namespaces == ("t-*", "team-?")
+
+
+def test_build_settings_are_read_and_trimmed():
+    cfg = config.load({"STARTBENCH_BUILD_REGISTRY": " 127.0.0.1:5000/team/ ", "STARTBENCH_BUILD_BASE_IMAGE": "b:1"})
+    assert cfg.build_registry == "127.0.0.1:5000/team" and cfg.build_base_image == "b:1"
+    assert cfg.build_ca_bundle == ""
