@@ -127,11 +127,11 @@ def test_watching_named_namespaces_grants_work_only_there_and_reads_cluster_wide
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     cluster = set(_rules(cluster_role))
     assert not {v for _g, _r, v in cluster} & WRITE_VERBS, "cluster-wide access must be read-only"
-    assert {r for _g, r, _v in cluster} == {"nodes", "customresourcedefinitions"}  # no namespace discovery needed
+    assert {r for _g, r, _v in cluster} == {"nodes", "customresourcedefinitions", "namespaces"}
 
 
 @pytest.mark.parametrize("sets", [(), ("operator.watchNamespaces={team-*}",)])
-def test_all_namespaces_or_a_glob_needs_cluster_wide_work_rules_and_namespace_discovery(sets):
+def test_all_namespaces_or_a_glob_needs_cluster_wide_work_rules(sets):
     docs = render(*sets)
     assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
     work = one(docs, "ClusterRole", "-work")
