@@ -166,3 +166,19 @@ def test_operator_killed_mid_benchmark_finishes_after_restart_exactly_once(crd, 
         assert core.list_namespaced_pod(namespace).items == [], "orphan pods after the restart"
     finally:
         core.delete_namespace(namespace)
+
+
+def test_thresholds_gate_the_benchmark_with_a_condition_and_an_event(operator, custom, core, namespace):
+    body = bm.benchmark("gate", _images("base"), max_nodes=1, cache="cold", thresholds=[
+        {"metric": "pulling", "quantile": "p99", "maxSeconds": 0.001},   # no real pull is that fast
+        {"metric": "scheduling", "quantile": "p50", "maxSeconds": 60},
+    ])
+    bm.create(custom, namespace, body)
+    status = bm.wait_finished(custom, namespace, "gate", timeout=60)["status"]
+    assert status["phase"] == "Succeeded"  # every run ran; the gate is a separate verdict
+    met = next(c for c in status["conditions"] if c["type"] == "ThresholdsMet")
+    assert met["status"] == "False" and "pulling" in met["message"]
+    verdicts = {t["metric"]: t for t in status["thresholds"]}
+    assert verdicts["pulling"]["met"] is False and verdicts["scheduling"]["met"] is True
+    warnings = [e for e in bm.benchmark_events(core, namespace, "gate") if e.type == "Warning"]
+    assert any("pulling" in e.message for e in warnings), [e.message for e in warnings]
