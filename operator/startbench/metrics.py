@@ -34,7 +34,8 @@ class Metrics:
             RUN_LABELS + ("phase",), buckets=PHASE_BUCKETS, registry=r)
         self.time_to_first_step_seconds = Histogram(
             "startbench_time_to_first_step_seconds",
-            "Pod creation to the end of the first training step (to container start when the run has no in-pod report).",
+            "Pod creation to the end of the first training step; runs without an in-pod report (simulated nodes, "
+            "framework none) have no first step and are not observed here.",
             RUN_LABELS, buckets=PHASE_BUCKETS, registry=r)
         self.image_size_bytes = Gauge(
             "startbench_image_size_bytes", "Size of a framework image.",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The demo: on a fresh machine, build and start the local cluster, run the operator, apply example Benchmarks,
+# and print their results. Leaves the cluster running for you to explore (`startbench cluster down` stops it).
+#   hack/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for setup in hack/ci/setup-00-python.sh hack/ci/setup-05-cluster.sh hack/ci/setup-10-docker.sh; do
+    echo "== $setup"; bash "$setup"
+done
+python3 -m startbench cluster up
+export KUBECONFIG
+KUBECONFIG=$(python3 -m startbench cluster kubeconfig)
+kubectl=$(python3 -c 'from startbench.localcluster import paths; print(paths.binaries().kubectl)')
+"$kubectl" apply -f crds/benchmark.yaml
+"$kubectl" wait --for=condition=Established crd/benchmarks.startbench.dev --timeout=60s
+log=$(python3 -c 'from startbench.localcluster import paths; print(paths.cluster_dir() / "logs" / "demo-operator.log")')
+STARTBENCH_NAMESPACES=startbench-demo STARTBENCH_METRICS_PORT=0 python3 -m startbench operator --liveness "" >"$log" 2>&1 &
+operator=$!
+trap 'kill $operator 2>/dev/null || true' EXIT
+"$kubectl" create namespace startbench-demo --dry-run=client -o yaml | "$kubectl" apply -f -
+for example in cpu-smoke fan-out; do
+    "$kubectl" -n startbench-demo delete sbench "$example" --ignore-not-found --wait=true >/dev/null
+    "$kubectl" -n startbench-demo apply -f "examples/$example.yaml"
+done
+echo "== waiting for the benchmarks (kubectl get sbench -n startbench-demo)"
+for _ in $(seq 1 120); do
+    "$kubectl" -n startbench-demo get sbench
+    phases=$("$kubectl" -n startbench-demo get sbench -o jsonpath='{.items[*].status.phase}')
+    if [[ "$phases" =~ ^((Succeeded|PartiallyFailed|Failed)( |$))+$ ]] && [ "$(wc -w <<<"$phases")" = 2 ]; then
+        break
+    fi
+    sleep 3
+done
+for example in cpu-smoke fan-out; do
+    echo; echo "== startbench results $example"
+    python3 -m startbench results "$example" -n startbench-demo
+done
+echo
+echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; startbench cluster down stops it."
