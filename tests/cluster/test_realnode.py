@@ -47,9 +47,9 @@ def _manifest(repo: str, tag: str) -> tuple[str, dict, int]:
 
 
 @pytest.fixture
-def unique_image():
+def unique_image(real_node):
     """The base image plus one layer of random bytes, pushed under a tag no node has seen: a cold pull that must
-    download at least that layer. Removed from Docker and the registry afterwards."""
+    download at least that layer. Removed from the node, Docker and the registry afterwards."""
     import os
 
     import docker
@@ -69,6 +69,7 @@ def unique_image():
     for line in client.api.push(ref, stream=True, decode=True):
         assert "error" not in line, line
     yield repo, tag
+    realnode.remove_image(ref)
     digest, _, _ = _manifest(repo, tag)
     urllib.request.urlopen(urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", method="DELETE"),
                            timeout=10)
@@ -117,7 +118,9 @@ def test_pod_really_pulls_from_the_local_registry_and_runs(real_node, core, name
 
 
 def test_operator_parses_a_real_report_from_a_real_pod(real_node, operator, custom, core, namespace):
-    digest = _manifest("startbench-jax", "slim-cpu")[0]  # fails clearly if the image was never built and pushed
+    # Fails clearly if the image was never built and pushed (startbench images build, docs/realnode.md).
+    digest, _, size = _manifest("startbench-jax", "slim-cpu")
+    realnode.remove_image(JAX_IMAGE)  # truly cold: its layers are downloaded again
     images = [{"name": "jax", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"}]
     body = bm.benchmark("real", images, pool="real", max_nodes=1, gpus=0, cache="cold", repetitions=1,
                         parallelism=1, runTimeoutSeconds=600,
@@ -139,3 +142,4 @@ def test_operator_parses_a_real_report_from_a_real_pod(real_node, operator, cust
     assert record["timeToFirstStepMs"] > 0
     assert abs(sum(p["ms"] for p in phases.values()) - record["timeline"]["totalMs"]) <= 1.0
     assert record["pull"]["imageID"].endswith(digest), record["pull"]
+    assert record["pull"]["imageSizeBytes"] == size and record["timeline"]["cacheObserved"] == "miss", record

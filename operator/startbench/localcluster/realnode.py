@@ -529,6 +529,29 @@ def _ensure(kubeconfig: Path, progress: Progress) -> str:
     return NODE_NAME
 
 
+def remove_image(reference: str) -> list[str]:
+    """Remove an image from the node (every name the CRI gave it: tag, repo digest, image ID), so the next pull
+    downloads its layers again; containerd's garbage collector then drops the unreferenced content. Returns the
+    names removed (empty when the node does not have it). The pause image is never removed."""
+    lay = layout()
+    listed = _ctr(lay, "-n", "k8s.io", "images", "ls")
+    if listed.returncode != 0:
+        raise RealNodeError(f"`ctr images ls` on the real node failed: {listed.stderr.strip()}")
+    targets: dict[str, str] = {}
+    for line in listed.stdout.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 3:
+            targets[fields[0]] = fields[2]
+    digest = targets.get(reference)
+    if digest is None or digest == targets.get(PAUSE_IMAGE):
+        return []
+    names = sorted(name for name, target in targets.items() if target == digest)
+    removed = _ctr(lay, "-n", "k8s.io", "images", "rm", "--sync", *names, timeout=60)
+    if removed.returncode != 0:
+        raise RealNodeError(f"removing {reference} from the real node failed: {removed.stderr.strip()}")
+    return names
+
+
 def container_log(namespace: str, pod: str, uid: str, container: str, restart: int = 0) -> str | None:
     """A container's output as the kubelet wrote it on this machine (the CRI log format, one
     `<time> <stream> <tag> <text>` per line), as plain text; None when there is no such log. The API server
