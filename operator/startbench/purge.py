@@ -206,6 +206,9 @@ def purge_image(core, node: str, image: str, namespace_of_daemonset: str | None,
     except ApiException as err:
         return PurgeResult(False, None, f"could not purge image {image!r} from node {node}: the API server "
                            f"answered {err.status} {err.reason}")
+    except Exception as err:  # a broken exec stream: the run must still end with a reason, not crash the step
+        log.exception("purge of %s on node %s", image, node)
+        return PurgeResult(False, None, f"could not purge image {image!r} from node {node}: {err}"[:1000])
 
 
 def _purge_simulated(core, node: str, image: str) -> PurgeResult:
@@ -249,35 +252,62 @@ def _purge_cri(core, node: str, image: str, namespace: str | None) -> PurgeResul
                            f"spec.purgeImageBeforeColdRun to false")
     rc, out, err = _exec(core, namespace, pod, [*CTR, "images", "ls"])
     if rc != 0:
+        hint = ("the API server could not run it in the pod (can it reach the node's kubelet? does the operator's "
+                "Role allow pods/exec?)" if rc == -1 else "check that the agent's image has ctr and that the chart's "
+                "cachePurge.criSocket is containerd's socket on that node")
         return PurgeResult(False, None, f"`ctr images ls` in cache-purge pod {namespace}/{pod} on node {node} "
-                           f"failed (exit {rc}): {err.strip()[:300]}; check the agent's image has ctr and the "
-                           f"chart's cachePurge.criSocket is containerd's socket on that node")
+                           f"failed (exit {rc}): {err.strip()[-300:]}; {hint}")
     refs = refs_to_remove(out, image)
     if not refs:
         return PurgeResult(True, "absent", f"image {image!r} was not on node {node}")
     rc, out, err = _exec(core, namespace, pod, [*CTR, "images", "rm", "--sync", *refs])
     if rc != 0 and "not found" not in err:
         return PurgeResult(False, None, f"`ctr images rm` in cache-purge pod {namespace}/{pod} on node {node} "
-                           f"failed (exit {rc}): {err.strip()[:300]}")
+                           f"failed (exit {rc}): {err.strip()[-300:]}")
     return PurgeResult(True, "cri", f"removed {', '.join(refs)} from node {node}")
 
 
 def _exec(core, namespace: str, pod: str, command: Iterable[str]) -> tuple[int, str, str]:
-    """Run `command` in the agent's container; (exit code, stdout, stderr)."""
+    """Run `command` in the agent's container; (exit code, stdout, stderr). When the API server could not run it
+    at all (it cannot reach the node's kubelet, say), the exit code is -1 and stderr says why."""
     from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
     ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=CONTAINER, command=list(command),
                 stdin=False, stdout=True, stderr=True, tty=False, _preload_content=False)
-    out, err = [], []
+    out, err, status = [], [], []
     deadline = time.monotonic() + EXEC_TIMEOUT_S
     try:
         while ws.is_open() and time.monotonic() < deadline:
             ws.update(timeout=1)
             out.append(ws.read_stdout() or "")
             err.append(ws.read_stderr() or "")
+            status.append(ws.read_channel(ERROR_CHANNEL) or "")
         if ws.is_open():
             return 124, "".join(out), "".join(err) + f"\ntimed out after {EXEC_TIMEOUT_S:.0f}s"
         out.append(ws.read_stdout() or "")
         err.append(ws.read_stderr() or "")
-        return ws.returncode or 0, "".join(out), "".join(err)
+        status.append(ws.read_channel(ERROR_CHANNEL) or "")
     finally:
         ws.close()
+    code, stderr = exit_status("".join(status), "".join(err))
+    return code, "".join(out), stderr
+
+
+def exit_status(status_json: str, stderr: str) -> tuple[int, str]:
+    """(exit code, stderr) from the exec's status channel (a metav1.Status)."""
+    import yaml
+    try:
+        status = yaml.safe_load(status_json) or {}
+    except yaml.YAMLError:
+        status = {}
+    if not status_json.strip() or not isinstance(status, dict):
+        return -1, (stderr + "\nthe exec ended without an exit status").strip()
+    if status.get("status") == "Success":
+        return 0, stderr
+    causes = (status.get("details") or {}).get("causes") or []
+    if status.get("reason") == "NonZeroExitCode" and causes:
+        try:
+            return int(causes[0].get("message", "")), stderr
+        except ValueError:
+            pass
+    return -1, (stderr + "\n" + str(status.get("message", status_json))).strip()

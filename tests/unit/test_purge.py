@@ -153,3 +153,19 @@ def test_a_real_node_without_an_agent_fails_and_says_how_to_fix_it():
         assert not result.ok and result.how is None
         assert "gpu-1" in result.message and purge.CHART_VALUE in result.message
         assert "spec.purgeImageBeforeColdRun" in result.message
+
+
+# --- the exec's status channel (a metav1.Status)
+def test_exit_status_reads_success_nonzero_exit_and_a_refused_exec():
+    assert purge.exit_status('{"metadata":{},"status":"Success"}', "") == (0, "")
+    nonzero = ('{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: exit '
+               'status 2","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"2"}]}}')
+    assert purge.exit_status(nonzero, "ctr: oops") == (2, "ctr: oops")
+    # What this cluster's API server answered when it could not reach a node's kubelet by its host name.
+    refused = ('{"metadata":{},"status":"Failure","message":"error sending request: Post \\"https://real-node-0:'
+               '20250/exec/ns/pod/agent\\": dial tcp: lookup real-node-0: no such host","reason":"InternalError",'
+               '"code":500}')
+    code, err = purge.exit_status(refused, "")
+    assert code == -1 and "no such host" in err
+    code, err = purge.exit_status("", "")
+    assert code == -1 and "without an exit status" in err
