@@ -47,7 +47,7 @@ def _manifest(repo: str, tag: str) -> tuple[str, dict, int]:
 
 
 @pytest.fixture
-def unique_image(real_node):
+def unique_image(real_node, core):
     """The base image plus one layer of random bytes, pushed under a tag no node has seen: a cold pull that must
     download at least that layer. Removed from the node, Docker and the registry afterwards."""
     import os
@@ -69,6 +69,9 @@ def unique_image(real_node):
     for line in client.api.push(ref, stream=True, decode=True):
         assert "error" not in line, line
     yield repo, tag
+    for pod in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={real_node}").items:
+        if any(c.image == ref for c in pod.spec.containers):
+            core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
     realnode.remove_image(ref)
     digest, _, _ = _manifest(repo, tag)
     urllib.request.urlopen(urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", method="DELETE"),

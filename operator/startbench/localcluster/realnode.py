@@ -529,10 +529,19 @@ def _ensure(kubeconfig: Path, progress: Progress) -> str:
     return NODE_NAME
 
 
-def remove_image(reference: str) -> list[str]:
+def _containers_using(lay: Layout, names: set[str]) -> list[str]:
+    listed = _ctr(lay, "-n", "k8s.io", "containers", "ls")
+    return [f.split()[0] for f in listed.stdout.splitlines()[1:] if len(f.split()) >= 2 and f.split()[1] in names]
+
+
+def remove_image(reference: str, wait_s: float = 60.0) -> list[str]:
     """Remove an image from the node (every name the CRI gave it: tag, repo digest, image ID), so the next pull
-    downloads its layers again; containerd's garbage collector then drops the unreferenced content. Returns the
-    names removed (empty when the node does not have it). The pause image is never removed."""
+    downloads its layers again. Returns the names removed (empty when the node does not have it); the pause image
+    is never removed.
+
+    containerd skips downloading a layer whose unpacked snapshot exists, and a container (even an exited one)
+    keeps its image's snapshots, so this first waits up to `wait_s` for the kubelet to remove the containers
+    that use the image (delete their pods first). Layers shared with another image still on the node stay."""
     lay = layout()
     listed = _ctr(lay, "-n", "k8s.io", "images", "ls")
     if listed.returncode != 0:
@@ -546,6 +555,12 @@ def remove_image(reference: str) -> list[str]:
     if digest is None or digest == targets.get(PAUSE_IMAGE):
         return []
     names = sorted(name for name, target in targets.items() if target == digest)
+    deadline = time.monotonic() + wait_s
+    while (users := _containers_using(lay, set(names))) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if users:
+        raise RealNodeError(f"{reference} is still used by {len(users)} containers on {NODE_NAME} after "
+                            f"{wait_s:.0f}s; delete the pods that ran it first")
     removed = _ctr(lay, "-n", "k8s.io", "images", "rm", "--sync", *names, timeout=60)
     if removed.returncode != 0:
         raise RealNodeError(f"removing {reference} from the real node failed: {removed.stderr.strip()}")
