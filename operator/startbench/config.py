@@ -37,6 +37,9 @@ class Config:
     build_base_image: str = ""
     # A CA bundle for the builds' pip step only (a machine behind a TLS-intercepting proxy); never in images.
     build_ca_bundle: str = ""
+    # Namespace of the image-purge agent (chart value cachePurge.enabled); empty: no agent, so a Benchmark that
+    # asks for purges before cold runs fails those runs on real nodes (simulated nodes need no agent).
+    purge_namespace: str = ""
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -80,4 +83,5 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         build_registry=env.get("STARTBENCH_BUILD_REGISTRY", "").strip().rstrip("/"),
         build_base_image=env.get("STARTBENCH_BUILD_BASE_IMAGE", "").strip(),
         build_ca_bundle=env.get("STARTBENCH_BUILD_CA_BUNDLE", "").strip(),
+        purge_namespace=env.get("STARTBENCH_PURGE_NAMESPACE", "").strip(),
     )

@@ -9,6 +9,7 @@ collector); the daemon stops first.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import threading
@@ -73,13 +74,20 @@ def _image_builder(cfg, metrics):
     return imagebuilds.builder(cfg, metrics)
 
 
-@kopf.on.event("", "v1", "pods", labels={LABEL_BENCHMARK: kopf.PRESENT})
+def served(namespace: str | None, memo: kopf.Memo, **_) -> bool:
+    """Whether this operator serves `namespace` (STARTBENCH_NAMESPACES; empty: all). Glob patterns are matched
+    here rather than by Kopf's namespace discovery, which can miss a namespace created as the operator starts."""
+    patterns = memo.config.namespaces
+    return not patterns or any(fnmatch.fnmatchcase(namespace or "", p) for p in patterns)
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_BENCHMARK: kopf.PRESENT}, when=served)
 def on_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
     arrival = now_ms()
     memo.observer.on_pod(type, dict(body), arrival)
 
 
-@kopf.on.event("", "v1", "events", field="involvedObject.kind", value="Pod")
+@kopf.on.event("", "v1", "events", field="involvedObject.kind", value="Pod", when=served)
 def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
     arrival = now_ms()
     if type is None:  # the initial listing after a (re)start: the event happened before we looked
@@ -88,7 +96,7 @@ def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) ->
     memo.observer.on_event(dict(body.get("involvedObject") or {}), body.get("reason"), body.get("message"), arrival)
 
 
-@kopf.daemon(GROUP, VERSION, "benchmarks", cancellation_timeout=10.0)
+@kopf.daemon(GROUP, VERSION, "benchmarks", cancellation_timeout=10.0, when=served)
 def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger, **_) -> None:
     from startbench.reconciler import BenchmarkReconciler
 
@@ -108,7 +116,7 @@ def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
         memo.metrics.benchmarks_active.dec()
 
 
-@kopf.on.delete(GROUP, VERSION, "benchmarks", optional=True)
+@kopf.on.delete(GROUP, VERSION, "benchmarks", optional=True, when=served)
 def on_benchmark_delete(body: kopf.Body, memo: kopf.Memo, **_) -> None:
     memo.observer.forget_benchmark(body["metadata"]["namespace"], body["metadata"]["name"])
 
@@ -119,12 +127,16 @@ def run_in_thread(memo: dict, namespaces: tuple[str, ...] = (), ready: threading
     import asyncio
     import contextlib
 
+    # Named namespaces: Kopf watches each. Any glob: one cluster-wide watch, filtered by `served`.
+    clusterwide = not namespaces or any(set(ns) & set("*?[") for ns in namespaces)
+
     def target():
         registry = kopf.get_default_registry()
         with contextlib.suppress(asyncio.CancelledError):
             asyncio.run(kopf.operator(
-                registry=registry, memo=kopf.Memo(memo), standalone=True, clusterwide=not namespaces,
-                namespaces=list(namespaces), ready_flag=ready, stop_flag=stop, liveness_endpoint=liveness))
+                registry=registry, memo=kopf.Memo(memo), standalone=True, clusterwide=clusterwide,
+                namespaces=[] if clusterwide else list(namespaces), ready_flag=ready, stop_flag=stop,
+                liveness_endpoint=liveness))
 
     thread = threading.Thread(target=target, name="kopf", daemon=True)
     thread.start()

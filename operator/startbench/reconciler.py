@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,12 +21,14 @@ from startbench.manifests import BenchmarkRef, pod_manifest
 from startbench.metrics import Metrics
 from startbench.observer import ANNOTATION_OBSERVATIONS, Observer, PodEntry, now_ms, serialize
 from startbench.planner import PlanError, Run, RunState, next_runs, plan, select_nodes
+from startbench.purge import purge_image
 from startbench.spec import BenchmarkSpec, SpecError
 from startbench.timeline import Observations, read_report
 
 log = logging.getLogger("startbench.reconciler")
 TERMINAL = (st.SUCCEEDED, st.PARTIALLY_FAILED, st.FAILED)
 SIMULATED_ANNOTATION = "kwok.x-k8s.io/node"
+CREATE_WORKERS = 16  # concurrent pod creations (the API client's connection pool holds 32)
 
 
 @dataclasses.dataclass
@@ -180,19 +183,24 @@ class BenchmarkReconciler:
         for name in self.created:
             states.setdefault(name, RunState.RUNNING)
         parallelism = min(spec.parallelism, self.config.max_parallel_pods)
+        to_start = []
         for run in next_runs(runs, states, parallelism, spec.mode):
-            created_ms = self.clock_ms()
-            refusal = self.io.create_pod(ref.namespace, pod_manifest(ref, spec, run, int(created_ms)))
+            if run.purge_first:  # spec.purgeImageBeforeColdRun: make the cold run truly cold
+                purged = purge_image(self.io.core, run.node, spec.image(run.image).reference,
+                                     self.config.purge_namespace or None, self._simulated(run.node))
+                if not purged.ok:
+                    self._record_unstarted(ref, spec, run, "PurgeFailed", purged.message, records, patch)
+                    states[run.name] = RunState.DONE
+                    continue
+                log.info("%s: %s", ref.name, purged.message)
+            to_start.append(run)
+        for run, created_ms, refusal in self._create_pods(ref, spec, to_start):
             if refusal is None:
                 self.created[run.name] = created_ms
                 states[run.name] = RunState.RUNNING
             else:
-                record = _refused_record(run, created_ms, refusal)
-                records[run.name] = record
-                new_chunks = st.chunk_records(records.values())
-                patch["recordsConfigMaps"] = self.io.write_records(ref, new_chunks, self.chunks)
-                self.chunks = new_chunks
-                self._announce(ref, spec, run, record)
+                self._record_unstarted(ref, spec, run, "PodRejected", refusal + "; fix the spec field the message "
+                                       "names", records, patch, created_ms)
                 states[run.name] = RunState.DONE
 
         # 5. Status.
@@ -208,6 +216,29 @@ class BenchmarkReconciler:
         if complete:
             self._finish(ref, out)
         return Step(complete, out)
+
+    def _record_unstarted(self, ref: BenchmarkRef, spec: BenchmarkSpec, run: Run, reason: str, message: str,
+                          records: dict, patch: dict, created_ms: float | None = None) -> None:
+        """Record a run that ended before its pod existed (the purge failed, the API refused the pod)."""
+        at = self.clock_ms() if created_ms is None else created_ms
+        record = st.run_record(run, Observations(created_ms=at), None, st.Outcome(st.FAILED, reason, message), at)
+        records[run.name] = record
+        new_chunks = st.chunk_records(records.values())
+        patch["recordsConfigMaps"] = self.io.write_records(ref, new_chunks, self.chunks)
+        self.chunks = new_chunks
+        self._announce(ref, spec, run, record)
+
+    def _create_pods(self, ref: BenchmarkRef, spec: BenchmarkSpec, to_start: list[Run]):
+        """Create the pods of `to_start` (in parallel when there are many: a fan-out wave should start together,
+        not one API round trip after another). Returns (run, created_ms, refusal or None) in plan order."""
+        def create(run: Run) -> tuple[Run, float, str | None]:
+            created_ms = self.clock_ms()
+            return run, created_ms, self.io.create_pod(ref.namespace, pod_manifest(ref, spec, run, int(created_ms)))
+
+        if len(to_start) <= 2:
+            return [create(run) for run in to_start]
+        with ThreadPoolExecutor(max_workers=min(CREATE_WORKERS, len(to_start))) as pool:
+            return list(pool.map(create, to_start))
 
     def _should_delete(self, spec: BenchmarkSpec, entry: PodEntry, record: Mapping[str, Any], now: float) -> bool:
         phase = (entry.body.get("status") or {}).get("phase")
@@ -251,11 +282,6 @@ class BenchmarkReconciler:
         if thresholds and thresholds.get("status") in ("True", "False") and status.get("thresholds"):
             self.io.event(ref, "Normal" if thresholds["status"] == "True" else "Warning",
                           thresholds.get("reason", "Thresholds"), thresholds.get("message", ""))
-
-
-def _refused_record(run: Run, created_ms: float, message: str) -> dict[str, Any]:
-    outcome = st.Outcome(st.FAILED, "PodRejected", message + "; fix the spec field the message names")
-    return st.run_record(run, Observations(created_ms=created_ms), None, outcome, created_ms)
 
 
 def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

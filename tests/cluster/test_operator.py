@@ -182,3 +182,19 @@ def test_thresholds_gate_the_benchmark_with_a_condition_and_an_event(operator, c
     assert verdicts["pulling"]["met"] is False and verdicts["scheduling"]["met"] is True
     warnings = [e for e in bm.benchmark_events(core, namespace, "gate") if e.type == "Warning"]
     assert any("pulling" in e.message for e in warnings), [e.message for e in warnings]
+
+
+def test_purge_before_cold_runs_makes_every_cold_run_pull_the_whole_image(operator, custom, core, namespace):
+    # Pull policy Always on a node that has the image transfers nothing (the manifest round trip only); with
+    # purgeImageBeforeColdRun the operator removes the image first, so every cold run pulls it whole.
+    pulls = {}
+    for purge in (True, False):
+        name = f"purge-{str(purge).lower()}"
+        bm.create(custom, namespace, bm.benchmark(name, _images("base"), max_nodes=1, cache="cold", repetitions=3,
+                                                  purgeImageBeforeColdRun=purge))
+        assert bm.wait_finished(custom, namespace, name, timeout=90)["status"]["phase"] == "Succeeded"
+        pulls[purge] = {r["repetition"]: r["pull"]["seconds"] for r in bm.records(core, namespace, name)}
+    whole = pulls[True]
+    assert max(whole.values()) < 2 * min(whole.values()), f"purged pulls differ: {whole}"
+    # Without the purge the image is on the node from the runs before: later cold runs transfer nothing.
+    assert all(pulls[False][rep] < 0.5 * min(whole.values()) for rep in (2, 3)), pulls

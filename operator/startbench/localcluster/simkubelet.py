@@ -137,10 +137,12 @@ class SimKubelet:
                         key="Failed/pull")
             self._fail(pod, node, container, "ErrImagePull", str(err))
             return
-        self._annotate(pod, {stages.PULL: "miss"})
+        self._annotate(pod, {stages.PULL: "present" if present else "miss"})
         self.pending[pod.metadata.uid] = PendingPull(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid,
                                                      node, image, container.name, size, time.time())
-        self.model.enqueue(pod.metadata.uid, node, image, size, self._t())
+        # Pull policy Always on a node that has every layer: the kubelet resolves the manifest and transfers
+        # nothing, yet reports a successful pull of the image's full size.
+        self.model.enqueue(pod.metadata.uid, node, image, 0 if present else size, self._t())
         self.wakeup.set()
 
     def _fail(self, pod, node, container, reason: str, message: str) -> None:

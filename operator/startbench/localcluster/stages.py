@@ -24,7 +24,7 @@ from __future__ import annotations
 import yaml
 
 ANNOTATION_PREFIX = "sim.startbench.dev/"
-PULL = ANNOTATION_PREFIX + "pull"                  # hit | miss | failed
+PULL = ANNOTATION_PREFIX + "pull"                  # hit | miss | present (Always, all layers there) | failed
 PULL_REASON = ANNOTATION_PREFIX + "pull-reason"    # the kubelet's waiting reason when a pull failed
 PULLED = ANNOTATION_PREFIX + "pulled"              # set when the image is on the node (pull finished or hit)
 OOM = ANNOTATION_PREFIX + "oom"                    # "true": the container runs out of memory
