@@ -63,7 +63,7 @@ def test_kubelet_config_and_flags():
     assert conf["cgroupDriver"] == "cgroupfs" and conf["failSwapOn"] is False and conf["failCgroupV1"] is False
     assert conf["containerRuntimeEndpoint"] == "unix:///state/realnode/containerd.sock"
     assert conf["serializeImagePulls"] is True
-    assert conf["registerWithTaints"] == [realnode.TAINT]
+    assert conf["registerWithTaints"] == [realnode.TAINT] and conf["makeIPTablesUtilChains"] is False
     assert conf["address"] == realnode.NODE_IP and conf["readOnlyPort"] == 0
     assert conf["authentication"]["anonymous"]["enabled"] is False
     assert conf["authorization"]["mode"] == "Webhook"

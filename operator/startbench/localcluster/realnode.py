@@ -278,6 +278,8 @@ def kubelet_config(lay: Layout, ca_file: Path) -> str:
         "imageGCHighThresholdPercent": 99,
         "imageGCLowThresholdPercent": 98,
         "registerWithTaints": [TAINT],
+        # No kube-proxy here: keep the kubelet's KUBE-FIREWALL and canary chains out of the host's iptables.
+        "makeIPTablesUtilChains": False,
         "podLogsDir": str(lay.root / "pod-logs"),
         "staticPodPath": "",
         "resolvConf": "/etc/resolv.conf",
