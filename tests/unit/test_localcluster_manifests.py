@@ -78,21 +78,6 @@ def test_default_pull_policy_follows_the_api_server():
     assert imageref.default_pull_policy("nginx:1.27") == "IfNotPresent"
 
 
-def test_manifest_pull_bytes_counts_config_and_layers():
-    manifest = {"schemaVersion": 2, "config": {"size": 100}, "layers": [{"size": 1000}, {"size": 20}]}
-    assert imageref.manifest_pull_bytes(manifest) == 1120
-    with pytest.raises(ValueError):
-        imageref.manifest_pull_bytes({"manifests": []})
-
-
-def test_pick_platform_from_an_index():
-    index = {"manifests": [{"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
-                           {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}}]}
-    assert imageref.pick_platform(index) == "sha256:amd"
-    with pytest.raises(imageref.RegistryError):
-        imageref.pick_platform({"manifests": []})
-
-
 def test_credentials_from_dockerconfigjson():
     auth = base64.b64encode(b"user:pa:ss").decode()
     configs = [{"auths": {"other:1": {"auth": "eDp5"}, "http://127.0.0.1:5001": {"auth": auth}}}]

@@ -1,5 +1,6 @@
 """Image references and registry look-ups for the pull simulator: where an image lives and how many
-compressed bytes a node pulls for it (its config plus layers, from the registry's own manifest)."""
+compressed bytes a node pulls for it (its config plus layers, from the registry's own manifest, read with
+startbench.images.manifest)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,7 @@ import re
 import urllib.error
 import urllib.request
 
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-))
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
-               "application/vnd.docker.distribution.manifest.list.v2+json")
+from startbench.images import manifest
 
 _REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|localhost(?::[0-9]+)?)/)?"
                   r"(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -67,23 +61,6 @@ def default_pull_policy(ref: str) -> str:
     return "Always" if parsed.is_latest and "@" not in ref else "IfNotPresent"
 
 
-def manifest_pull_bytes(manifest: dict) -> int:
-    """Compressed bytes a pull transfers for one image manifest: its config blob plus every layer."""
-    layers = manifest.get("layers")
-    if not isinstance(layers, list):
-        raise ValueError("not an image manifest: it has no layers list")
-    config = manifest.get("config") or {}
-    return int(config.get("size", 0)) + sum(int(layer.get("size", 0)) for layer in layers)
-
-
-def pick_platform(index: dict, os_name: str = "linux", arch: str = "amd64") -> str:
-    for entry in index.get("manifests", []):
-        platform = entry.get("platform") or {}
-        if platform.get("os") == os_name and platform.get("architecture") == arch:
-            return entry["digest"]
-    raise RegistryError("NotFound", f"no matching manifest for {os_name}/{arch} in the manifest list entries")
-
-
 class RegistryClient:
     """Reads manifests from registries on this machine (loopback only: nodes here reach nothing else)."""
 
@@ -92,7 +69,7 @@ class RegistryClient:
 
     def _get(self, ref: ImageRef, reference: str, auth: tuple[str, str] | None) -> tuple[dict, str]:
         url = f"http://{ref.host}/v2/{ref.repository}/manifests/{reference}"
-        request = urllib.request.Request(url, headers={"Accept": MANIFEST_TYPES})
+        request = urllib.request.Request(url, headers={"Accept": manifest.ACCEPT})
         if auth:
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
@@ -121,10 +98,16 @@ class RegistryClient:
                                 f"registry {ref.host} is not reachable from the simulated nodes (only registries "
                                 f"on 127.0.0.1 are); annotate the pod sim.startbench.dev/image-bytes to simulate "
                                 f"the pull of an image held elsewhere")
-        manifest, content_type = self._get(ref, ref.reference, auth)
-        if content_type.split(";")[0] in INDEX_TYPES or "manifests" in manifest:
-            manifest, _ = self._get(ref, pick_platform(manifest), auth)
-        return manifest_pull_bytes(manifest)
+        doc, content_type = self._get(ref, ref.reference, auth)
+        try:
+            if manifest.is_index(doc, content_type):
+                doc, content_type = self._get(ref, manifest.select_platform(doc, content_type=content_type)["digest"],
+                                              auth)
+            sizes = manifest.sizes(doc, content_type)
+        except manifest.ManifestError as err:
+            raise RegistryError("NotFound", f'failed to pull image "{image}": {err}') from None
+        # A pull transfers the config blob and every layer.
+        return sizes.config_size + sizes.compressed_bytes
 
 
 def credentials_for(host: str, dockerconfigs: list[dict]) -> tuple[str, str] | None:
