@@ -303,10 +303,13 @@ def kubelet_argv(lay: Layout, kubeconfig: Path) -> list[str]:
             f"--containerd={lay.socket}", "--containerd-namespace=k8s.io", "--v=1"]
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str) -> bool:
+    """Write `text` unless the file already holds it; True when it changed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
 
 
 # ---- the pause image -------------------------------------------------------------------------------------
@@ -475,6 +478,18 @@ def _ensure_taint(core) -> None:
         core.patch_node(NODE_NAME, {"spec": {"taints": [*(t.to_dict() for t in taints), TAINT]}})
 
 
+def _kubelet_health_problem() -> str | None:
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{KUBELET_HEALTHZ_PORT}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return None if response.status == 200 else f"kubelet {url}: HTTP {response.status}"
+    except (urllib.error.URLError, OSError) as err:
+        return f"kubelet not answering on {url}: {getattr(err, 'reason', err)}"
+
+
 def _start_kubelet(lay: Layout, kubeconfig: Path, progress: Progress) -> None:
     core = _core(kubeconfig)
     managed = _managed(KUBELET)
@@ -487,7 +502,8 @@ def _start_kubelet(lay: Layout, kubeconfig: Path, progress: Progress) -> None:
         if not managed.running():
             raise RealNodeError(f"the kubelet exited while starting; last lines of {managed.log_file}:\n"
                                 f"{managed.log_tail(30)}")
-        problem = node_problem(core)
+        # The kubelet's own health first: a node object can still read Ready from a kubelet just stopped.
+        problem = _kubelet_health_problem() or node_problem(core)
         if problem is None:
             progress(f"real node: {NODE_NAME} Ready with {GPUS} nvidia.com/gpu ({time.monotonic() - t:.1f}s)")
             return
@@ -519,11 +535,18 @@ def _ensure(kubeconfig: Path, progress: Progress) -> str:
     lay = layout()
     for d in (lay.root, lay.kubelet_root, lay.root / "pod-logs", lay.root / "runc"):
         d.mkdir(parents=True, exist_ok=True)
-    _write(lay.containerd_config, containerd_config(lay, _snapshotter(), restrict_oom=not _has_cap_sys_resource()))
+    containerd_changed = _write(lay.containerd_config, containerd_config(
+        lay, _snapshotter(), restrict_oom=not _has_cap_sys_resource()))
     for path, text in registry_hosts(lay).items():
-        _write(path, text)
+        _write(path, text)  # read on every pull: no restart
     _write(lay.cni_conf_dir / "10-startbench.conflist", cni_config(lay))
-    _write(lay.kubelet_config, kubelet_config(lay, paths.cluster_dir() / "pki" / "ca.crt"))
+    kubelet_changed = _write(lay.kubelet_config, kubelet_config(lay, paths.cluster_dir() / "pki" / "ca.crt"))
+    # A running process keeps the configuration it started with: restart what a changed file configures.
+    if containerd_changed or kubelet_changed:
+        if _managed(KUBELET).stop():
+            progress("real node: kubelet restarted for its changed configuration")
+    if containerd_changed and _managed(CONTAINERD).stop():
+        progress("real node: containerd restarted for its changed configuration")
     ensure_pause_image(progress)
     _ensure_bridge()
     _start_containerd(lay, progress)
