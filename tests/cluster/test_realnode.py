@@ -120,8 +120,8 @@ def test_pod_really_pulls_from_the_local_registry_and_runs(real_node, core, name
     assert log is not None and log.rstrip().endswith("1"), log
 
 
-def test_operator_parses_a_real_report_from_a_real_pod(real_node, operator, custom, core, namespace):
-    # Fails clearly if the image was never built and pushed (startbench images build, docs/realnode.md).
+def test_operator_parses_a_real_report_from_a_real_pod(real_node, jax_image, operator, custom, core, namespace):
+    assert jax_image == JAX_IMAGE
     digest, _, size = _manifest("startbench-jax", "slim-cpu")
     realnode.remove_image(JAX_IMAGE)  # truly cold: its layers are downloaded again
     images = [{"name": "jax", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"}]

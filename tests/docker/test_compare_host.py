@@ -5,35 +5,15 @@ and in the container, interleaved, and the overhead table comes out of real repo
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from startbench import cli
-from startbench.images import builder
 from startbench.workload.report import parse_report
 
 pytestmark = pytest.mark.docker
 
 pytest.importorskip("jax", reason="the host side of compare-host needs jax: run hack/ci/setup-20-workload.sh")
-
-
-def host_ca_bundle() -> Path | None:
-    """The CA bundle this machine's pip trusts, for the image's pip step (a TLS-intercepting proxy needs it;
-    without one the system bundle is harmless)."""
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
-                      os.environ.get("REQUESTS_CA_BUNDLE"), "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
-@pytest.fixture(scope="module")
-def jax_image(docker_host, registries, base_image) -> str:
-    record = builder.build_and_push("jax", "slim", "cpu", registries["noauth"], base_image=base_image,
-                                    docker_host=docker_host, ca_bundle=host_ca_bundle(), record=False)
-    return record.reference
 
 
 ARGS = ["--framework", "jax", "--model", "resnet18", "--steps", "3", "--batch-size", "2", "--shape", "tiny-imagenet",

@@ -83,6 +83,9 @@ def control_plane(state: Path, pki: dict[str, Path], kubeconfig: Path, stages_fi
             # Kubelet-like clients (KWOK, the pull simulator, tests) write many small objects at once.
             "--max-requests-inflight=800", "--max-mutating-requests-inflight=400",
             "--event-ttl=1h", "--profiling=false", "--v=1",
+            # Logs and exec on the real node (realnode.py): reach its kubelet by IP, as a client it trusts.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-client-certificate={pki['admin.crt']}", f"--kubelet-client-key={pki['admin.key']}",
         ], lambda: _https_ok(f"https://127.0.0.1:{APISERVER_PORT}/readyz", pki), startup_seconds=90),
         Component("kube-controller-manager", [
             str(binaries.kube_controller_manager), f"--kubeconfig={kubeconfig}",
