@@ -125,6 +125,23 @@ def test_pod_asking_more_gpus_than_any_node_has_is_unschedulable(core, namespace
 
 
 @pytest.mark.cluster_last
+def test_crashed_component_is_reported_with_its_log_and_up_restarts_it(local_cluster):
+    import os
+    import signal
+
+    from startbench.localcluster.processes import Managed
+
+    simkubelet = Managed("simkubelet", paths.cluster_dir())
+    os.kill(simkubelet.pid(), signal.SIGKILL)
+    wait_for(lambda: not simkubelet.running(), what="simkubelet gone")
+    row = next(r for r in cluster.status() if r["name"] == "simkubelet")
+    assert not row["healthy"] and not row["running"]
+    assert "not running; last log lines" in row["problem"] and "pull simulator started" in row["problem"]
+    cluster.up(cluster.UpOptions(docker=False, build=False), progress=lambda m: None)
+    assert next(r for r in cluster.status() if r["name"] == "simkubelet")["healthy"]
+
+
+@pytest.mark.cluster_last
 def test_down_leaves_no_process_and_up_restores(local_cluster):
     assert cluster.status(), "cluster status is empty while the cluster runs"
     stopped = cluster.down(progress=lambda m: None, docker=False)
