@@ -18,20 +18,33 @@ STARTBENCH_NAMESPACES=startbench-demo STARTBENCH_METRICS_PORT=0 python3 -m start
 operator=$!
 trap 'kill $operator 2>/dev/null || true' EXIT
 "$kubectl" create namespace startbench-demo --dry-run=client -o yaml | "$kubectl" apply -f -
-for example in cpu-smoke fan-out; do
+examples=(cpu-smoke fan-out)
+# A real run to the first training step, when the cluster has its real node (docs/realnode.md).
+if "$kubectl" get node real-node-0 >/dev/null 2>&1; then
+    echo "== building the JAX slim CPU image for the real node (a few minutes the first time)"
+    ca=()
+    cert=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
+    [ -n "$cert" ] && [ -f "$cert" ] && ca=(--ca-bundle "$cert")
+    python3 -m startbench images build --framework jax --variant slim --flavour cpu --push 127.0.0.1:5000 \
+        --base-image 127.0.0.1:5000/startbench/base:bookworm "${ca[@]}"
+    examples+=(real-node-jax)
+else
+    echo "== no real node on this machine: the demo runs on simulated nodes only"
+fi
+for example in "${examples[@]}"; do
     "$kubectl" -n startbench-demo delete sbench "$example" --ignore-not-found --wait=true >/dev/null
     "$kubectl" -n startbench-demo apply -f "examples/$example.yaml"
 done
 echo "== waiting for the benchmarks (kubectl get sbench -n startbench-demo)"
-for _ in $(seq 1 120); do
+for _ in $(seq 1 200); do
     "$kubectl" -n startbench-demo get sbench
     phases=$("$kubectl" -n startbench-demo get sbench -o jsonpath='{.items[*].status.phase}')
-    if [[ "$phases" =~ ^((Succeeded|PartiallyFailed|Failed)( |$))+$ ]] && [ "$(wc -w <<<"$phases")" = 2 ]; then
+    if [[ "$phases" =~ ^((Succeeded|PartiallyFailed|Failed)( |$))+$ ]] && [ "$(wc -w <<<"$phases")" = "${#examples[@]}" ]; then
         break
     fi
     sleep 3
 done
-for example in cpu-smoke fan-out; do
+for example in "${examples[@]}"; do
     echo; echo "== startbench results $example"
     python3 -m startbench results "$example" -n startbench-demo
 done

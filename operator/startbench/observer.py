@@ -61,7 +61,8 @@ class Observer:
     def __init__(self):
         self._lock = threading.Lock()
         self._pods: dict[tuple[str, str], PodEntry] = {}
-        self._early: dict[tuple[str, str], list[tuple[float, str, str]]] = {}
+        # Events that arrived before their pod: (arrival, pod uid or "", reason, message).
+        self._early: dict[tuple[str, str], list[tuple[float, str, str, str]]] = {}
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any], arrival_ms: float) -> None:
         meta = body.get("metadata") or {}
@@ -75,8 +76,12 @@ class Observer:
                 obs, persisted = _initial_observations(body)
                 entry = PodEntry(key[0], key[1], benchmark, dict(body), obs, persisted)
                 self._pods[key] = entry
-                for arrival, reason, message in self._early.pop(key, []):
-                    entry.obs = observe_event(entry.obs, parse_event(reason, message), arrival)
+                uid = meta.get("uid")
+                for arrival, event_uid, reason, message in self._early.pop(key, []):
+                    # Names repeat (a re-applied Benchmark plans the same run names): an event of an earlier
+                    # pod of this name must not land in this pod's timeline.
+                    if not event_uid or not uid or event_uid == uid:
+                        entry.obs = observe_event(entry.obs, parse_event(reason, message), arrival)
             elif (meta.get("uid") and entry.body.get("metadata", {}).get("uid") not in (None, meta.get("uid"))):
                 # Same name, new pod (an operator re-created a run): start over from this pod.
                 obs, persisted = _initial_observations(body)
@@ -100,7 +105,8 @@ class Observer:
                 return
             self._expire_early(arrival_ms)
             if sum(len(v) for v in self._early.values()) < EARLY_EVENT_LIMIT:
-                self._early.setdefault(key, []).append((arrival_ms, reason or "", message or ""))
+                self._early.setdefault(key, []).append((arrival_ms, involved.get("uid") or "", reason or "",
+                                                        message or ""))
 
     def _expire_early(self, now: float) -> None:
         cutoff = now - EARLY_EVENT_SECONDS * 1000.0

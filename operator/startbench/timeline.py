@@ -22,8 +22,10 @@ imports, device_init, first_step). Each boundary has one source:
                         (event:Pulling)            arrival of Pulling, when Pulled carried no duration
                         event:Pulled-present       a cache hit: no pull, so pulling is 0
     pulled              event:Pulled               arrival of the Pulled event
-    container started   watch:ContainerRunning     arrival of the pod update with the container running
-                        (event:Started)
+    container started   report:process_start       the container process's own start time, from the in-pod
+                                                   report (the pod's clock)
+                        (watch:ContainerRunning)   arrival of the pod update with the container running, when
+                        (event:Started)            there is no report
     the last three      report:<mark>              the in-pod report's marks (the pod's clock)
 
 Arrivals lag the moment they describe by the watch's latency; the in-pod marks are exact on the pod's
@@ -305,11 +307,15 @@ def _boundaries(obs: Observations, report: ReportView | None) -> list[tuple[floa
     else:
         b.append((obs.pulling_ms, "event:Pulling" if obs.pulling_ms is not None else None))
     b.append((obs.pulled_ms, "event:Pulled" if obs.pulled_ms is not None else None))
-    if obs.running_ms is not None:
+    marks = report.marks_ms if report is not None else {}
+    if marks.get("process_start") is not None:
+        # The container's process start, from the process itself: exact, where the kubelet's status update
+        # arrives up to a second later (its sync period).
+        b.append((marks["process_start"], "report:process_start"))
+    elif obs.running_ms is not None:
         b.append((obs.running_ms, "watch:ContainerRunning"))
     else:
         b.append((obs.started_event_ms, "event:Started" if obs.started_event_ms is not None else None))
-    marks = report.marks_ms if report is not None else {}
     for mark in REPORT_MARKS:
         value = marks.get(mark)
         b.append((value, f"report:{mark}" if value is not None else None))

@@ -59,8 +59,9 @@ def test_cold_run_phases_and_sources():
         # pull start = Pulled arrival (12300) - 10 s: the 2 s waiting behind other pulls stays here
         "waiting_to_pull": (2280.0, "event:Pulled-duration"),
         "pulling": (10_000.0, "event:Pulled"),
-        "create_start": (400.0, "watch:ContainerRunning"),
-        "imports": (3000.0, "report:framework_imported"),
+        # the container's own process start (50 ms before the watch saw it running) ends create_start
+        "create_start": (350.0, "report:process_start"),
+        "imports": (3050.0, "report:framework_imported"),
         "device_init": (1000.0, "report:device_ready"),
         "first_step": (2000.0, "report:first_step"),
     }
@@ -193,3 +194,13 @@ def test_any_arrival_order_gives_valid_phases(order):
     tl = build_timeline(obs)
     assert tl.total_ms == 1250 and tl.cache_observed == "miss"
     assert all(p.ms is None or p.ms >= 0 for p in tl.phases)
+
+
+def test_container_start_falls_back_to_the_watch_without_a_process_start_mark():
+    obs, _ = full_run()
+    base = T0 + 12_700
+    rep = read_report(report_text(interpreter_ready=base, framework_imported=base + 3000, device_ready=base + 4000,
+                                  first_step=base + 6000))
+    phases = {p.name: (p.ms, p.source) for p in build_timeline(obs, rep).phases}
+    assert phases["create_start"] == (400.0, "watch:ContainerRunning")
+    assert phases["imports"] == (3000.0, "report:framework_imported")
