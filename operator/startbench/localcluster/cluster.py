@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,6 +15,8 @@ from startbench.localcluster import components, nodes, paths, pki, stages
 from startbench.localcluster.processes import Managed
 
 Progress = Callable[[str], None]
+# The control plane's processes, newest first (components.control_plane() starts them in the reverse order).
+STOP_ORDER = ("simkubelet", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 
 
 class ClusterError(RuntimeError):
@@ -210,8 +212,7 @@ def down(progress: Progress = print, keep_data: bool = False, docker: bool = Tru
     from startbench.localcluster import realnode
     # The real node first, while the API server still runs: its kubelet stops its pods (network, mounts).
     stopped += realnode.stop(progress)
-    names = [c for c in ("simkubelet", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")]
-    for name in names:
+    for name in STOP_ORDER:
         if Managed(name, state).stop():
             stopped.append(name)
             progress(f"stopped {name}")
@@ -221,7 +222,6 @@ def down(progress: Progress = print, keep_data: bool = False, docker: bool = Tru
                 stopped.append(name)
                 progress(f"stopped {name}")
     if not keep_data:
-        import shutil
         shutil.rmtree(state / "etcd", ignore_errors=True)
     return stopped
 
@@ -249,7 +249,3 @@ def kubeconfig() -> Path:
     if not path.exists():
         raise ClusterError("no local cluster: run `startbench cluster up` first")
     return path
-
-
-def environ_with_kubeconfig() -> dict[str, str]:
-    return {**os.environ, "KUBECONFIG": str(kubeconfig())}
