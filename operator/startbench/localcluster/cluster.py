@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from startbench.localcluster import components, nodes, paths, pki, stages
-from startbench.localcluster.processes import Managed
+from startbench.localcluster.processes import Managed, command_lines
 
 Progress = Callable[[str], None]
 # The control plane's processes, newest first (components.control_plane() starts them in the reverse order).
@@ -230,16 +230,9 @@ def leftover_processes() -> list[str]:
     """Processes still running from our binaries (for `down` checks and tests)."""
     ours = {str(p) for p in dataclasses.astuple(paths.binaries())}
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and (argv[0].decode(errors="replace") in ours or
-                     b"startbench.localcluster.simkubelet" in argv):
-            found.append(f"{proc.name} {' '.join(a.decode(errors='replace') for a in argv if a)}")
+    for pid, argv in command_lines():
+        if argv[0].decode(errors="replace") in ours or b"startbench.localcluster.simkubelet" in argv:
+            found.append(f"{pid} {' '.join(a.decode(errors='replace') for a in argv if a)}")
     from startbench.localcluster import realnode
     return found + realnode.leftovers()
 

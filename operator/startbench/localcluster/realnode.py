@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from startbench.localcluster import paths
-from startbench.localcluster.processes import Managed
+from startbench.localcluster.processes import Managed, command_lines
 
 Progress = Callable[[str], None]
 
@@ -657,18 +657,9 @@ def _mounts_under(*roots: Path) -> list[str]:
 
 def _our_shims(lay: Layout) -> list[int]:
     """Pids of containerd shims started by our containerd (their command line names our socket)."""
-    pids = []
     needle = str(lay.socket).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and needle in argv:
-            pids.append(int(proc.name))
-    return pids
+    return [pid for pid, argv in command_lines()
+            if argv[0].endswith(b"containerd-shim-runc-v2") and needle in argv]
 
 
 def _tasks(lay: Layout) -> list[tuple[str, str]]:
