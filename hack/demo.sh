@@ -25,7 +25,7 @@ if "$kubectl" get node real-node-0 >/dev/null 2>&1; then
     ca=()
     cert=${PIP_CERT:-$(python3 -m pip config get global.cert 2>/dev/null || true)}
     [ -n "$cert" ] && [ -f "$cert" ] && ca=(--ca-bundle "$cert")
-    python3 -m startbench images build --framework jax --variant slim --flavour cpu --push 127.0.0.1:5000 \
+    python3 -m startbench images build --framework jax --variant slim --flavour cpu --push 127.0.0.1:5000/startbench \
         --base-image 127.0.0.1:5000/startbench/base:bookworm "${ca[@]}"
     examples+=(real-node-jax)
 else

@@ -117,12 +117,12 @@ class BenchmarkReconciler:
                                   "spec.images asks the operator to build images, but this operator has no Docker "
                                   "engine (set STARTBENCH_DOCKER_HOST, or enable the chart's dind builder)")
             names = ", ".join(e.name for e in spec.unbuilt_images)
-            self.io.patch_status(ref, {**patch, "phase": st.BUILDING, "message": f"building images {names}"})
+            self.io.patch_status(ref, {"phase": st.BUILDING, "message": f"building images {names}"})
             self.io.event(ref, "Normal", "Building", f"building images {names}")
             try:
                 built.update(self.build_images(ref, spec, lambda m: log.info("%s: %s", ref.name, m)))
-            except Exception as err:  # a failed build ends the benchmark with the build's own words (a failed
-                return self._fail(ref, body, "ImageBuildFailed", str(err))  # build's carry its log's last lines)
+            except Exception as err:  # ends the benchmark in the build's own words (with its log's last lines)
+                return self._fail(ref, body, "ImageBuildFailed", str(err))
             # Kept at once, so a restarted operator does not build them again.
             self.io.patch_status(ref, {"images": built, "message": f"built images {names}"})
             self.io.event(ref, "Normal", "Built", f"built images {names}")
@@ -151,16 +151,15 @@ class BenchmarkReconciler:
                                               "the timeline ends at container start")
             if outcome is not None:
                 ended.append((run, entry, st.run_record(run, entry.obs, report, outcome, now)))
-        for name, created_at in list(self.created.items()):
-            if name in pods or name in records:
-                self.created.pop(name)
+        for name in [n for n in self.created if n in pods or n in records]:
+            del self.created[name]  # the watch has caught up with this creation
         if ended:
             for run, _, record in ended:
                 records[run.name] = record
             new_chunks = st.chunk_records(records.values())
             patch["recordsConfigMaps"] = self.io.write_records(ref, new_chunks, self.chunks)
             self.chunks = new_chunks
-            for run, entry, record in ended:
+            for run, _, record in ended:
                 self._announce(ref, spec, run, record)
 
         # 2. Persist observations that changed, so a restarted operator resumes from them.
