@@ -65,13 +65,13 @@ def test_missing_image_and_unschedulable_runs_fail_with_reasons(operator, custom
     images = [{"name": "missing", "image": "127.0.0.1:5000/startbench/not-there:v0", "framework": "pytorch",
                "variant": "naive"}]
     bm.create(custom, namespace, bm.benchmark("nopull", images, max_nodes=1, cache="cold"))
-    # A blocker pod holds all 8 GPUs of sim-gpu-03; a benchmark that needs 8 there passes planning (the node is
+    # A blocker pod holds one of sim-gpu-03's 8 GPUs; a benchmark that needs 8 there passes planning (the node is
     # Ready with 8 allocatable) but the scheduler cannot place its pod.
     blocker = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "blocker"},
                "spec": {"nodeSelector": {"kubernetes.io/hostname": "sim-gpu-03"},
                         "tolerations": bm.GPU_TOLERATIONS,
                         "containers": [{"name": "c", "image": "registry.example/hold:v1",
-                                        "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}
+                                        "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
     blocker["metadata"]["annotations"] = {"sim.startbench.dev/image-bytes": "1"}
     core.create_namespaced_pod(namespace, blocker)
     wait_for(lambda: core.read_namespaced_pod("blocker", namespace).status.phase == "Running", what="blocker runs")

@@ -72,7 +72,9 @@ def unique_image(real_node, core):
     for pod in core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={real_node}").items:
         if any(c.image == ref for c in pod.spec.containers):
             core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
-    realnode.remove_image(ref)
+    # The kubelet removes the deleted pod's container in its own time; on a loaded 2-core machine that can take
+    # more than a minute.
+    realnode.remove_image(ref, wait_s=300)
     digest, _, _ = _manifest(repo, tag)
     urllib.request.urlopen(urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", method="DELETE"),
                            timeout=10)
