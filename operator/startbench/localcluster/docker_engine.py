@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from startbench.localcluster.processes import alive, reap
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 INSECURE_REGISTRIES = ("127.0.0.1:5000", "127.0.0.1:5001")
 START_TIMEOUT_S = 60.0
@@ -90,16 +92,6 @@ def _our_dockerd_pid() -> int | None:
     return pid
 
 
-def _alive(pid: int) -> bool:
-    """True if `pid` runs (a zombie child is reaped and counts as gone)."""
-    _reap(pid)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _socket_path(host: str) -> Path | None:
     return Path(host[len("unix://"):]) if host.startswith("unix://") else None
 
@@ -109,7 +101,7 @@ def _wait_for(host: str, pid: int, log: Path) -> None:
     while time.monotonic() < deadline:
         if answers(host, timeout=2.0):
             return
-        if not _alive(pid):
+        if not alive(pid):
             raise DockerEngineError(
                 f"dockerd (pid {pid}) exited during start-up; its last log lines:\n{_tail(log)}\n"
                 f"fix the cause above, or point DOCKER_HOST at a running engine"
@@ -216,21 +208,14 @@ def stop(progress=print) -> bool:
     progress(f"docker: stopping dockerd (pid {pid})")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.2)
-    if _alive(pid):
+    if alive(pid):
         progress(f"docker: dockerd (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing it")
         os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+        reap(pid)
     _paths()["started"].unlink(missing_ok=True)
     return True
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def status_problem() -> str | None:

@@ -33,12 +33,11 @@ class Managed:
             pid = int(self.pid_file.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
             return None
+        if not alive(pid):
+            return None
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            stat = Path(f"/proc/{pid}/stat").read_text()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return None
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie has exited
             return None
         marker = self.pid_file.read_text().split(maxsplit=1)
         expected = marker[1].strip() if len(marker) > 1 else ""
@@ -97,7 +96,7 @@ class Managed:
                 time.sleep(0.1)
             if not self.running():
                 break
-        _reap(pid)
+        reap(pid)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -112,12 +111,22 @@ class Managed:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Collect the exit status if the process was our child (started by this Python process)."""
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def alive(pid: int) -> bool:
+    """True if `pid` runs: a child of ours that exited is reaped, and a zombie counts as gone."""
+    reap(pid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def command_lines() -> Iterator[tuple[int, list[bytes]]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from startbench.localcluster.docker_engine import cache_dir
+from startbench.localcluster.processes import alive
 
 USERNAME = "startbench"
 HOST = "127.0.0.1"
@@ -233,25 +234,15 @@ def stop(progress=print) -> list[str]:
         progress(f"registry: stopping {name} registry (pid {pid})")
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
         pidfile.unlink(missing_ok=True)
         stopped.append(name)
     return stopped
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def status_problem() -> str | None:
