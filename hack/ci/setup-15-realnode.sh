@@ -5,16 +5,8 @@
 # The kubelet is built with the cluster's other binaries; the pause image is built from hack/realnode/pause
 # with the Go toolchain the cluster build already needs. Idempotent.
 set -euo pipefail
-need=()
-for pkg in containerd runc containernetworking-plugins iptables conntrack iproute2; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    echo "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+source "$(dirname "$0")/apt.sh"
+apt_ensure containerd runc containernetworking-plugins iptables conntrack iproute2
 for plugin in bridge host-local loopback; do
     [[ -x /usr/lib/cni/$plugin ]] || { echo "missing CNI plugin /usr/lib/cni/$plugin" >&2; exit 1; }
 done

@@ -7,14 +7,7 @@
 # Idempotent: each step is skipped when its binary is already there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ -x /usr/bin/prometheus ]; then
-    echo "prometheus: $(/usr/bin/prometheus --version 2>&1 | head -1)"
-else
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || {
-        apt-get update -q >/dev/null
-        apt-get install -y -q --no-install-recommends prometheus >/dev/null
-    }
-    echo "prometheus: installed $(/usr/bin/prometheus --version 2>&1 | head -1)"
-fi
+source hack/ci/apt.sh
+apt_ensure prometheus
+echo "prometheus: $(/usr/bin/prometheus --version 2>&1 | head -1)"
 bash hack/k8s/build.sh helm
