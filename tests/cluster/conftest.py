@@ -33,12 +33,15 @@ def _healthy() -> bool:
 def local_cluster():
     """The running local cluster: {'kubeconfig': path}. Started here unless already running."""
     started_here = False
+    # A Docker engine and registries already running serve someone else too (a build, the docker tier): the
+    # cluster uses them and leaves them running.
+    docker_was_up = all(row["healthy"] for row in cluster.status() if row["name"] in ("docker_engine", "registry"))
     if not _healthy():
         cluster.up(cluster.UpOptions(), progress=lambda m: print(f"[cluster] {m}", flush=True))
         started_here = True
     yield {"kubeconfig": str(paths.kubeconfig_path())}
     if started_here:
-        cluster.down(progress=lambda m: print(f"[cluster] {m}", flush=True))
+        cluster.down(progress=lambda m: print(f"[cluster] {m}", flush=True), docker=not docker_was_up)
 
 
 @pytest.fixture(scope="session")
