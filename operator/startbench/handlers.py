@@ -98,9 +98,11 @@ def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) ->
 
 @kopf.daemon(GROUP, VERSION, "benchmarks", cancellation_timeout=10.0, when=served)
 def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger, **_) -> None:
+    from startbench.imageinspect import describe
     from startbench.reconciler import BenchmarkReconciler
 
-    reconciler = BenchmarkReconciler(memo.io, memo.observer, memo.metrics, memo.config, build_images=memo.builder)
+    reconciler = BenchmarkReconciler(memo.io, memo.observer, memo.metrics, memo.config, build_images=memo.builder,
+                                     describe_image=describe)
     memo.metrics.benchmarks_active.inc()
     try:
         while not stopped:

@@ -22,7 +22,7 @@ from startbench.metrics import Metrics
 from startbench.observer import ANNOTATION_OBSERVATIONS, Observer, PodEntry, now_ms, serialize
 from startbench.planner import PlanError, Run, RunState, next_runs, plan, select_nodes
 from startbench.purge import purge_image
-from startbench.spec import BenchmarkSpec, SpecError
+from startbench.spec import BenchmarkSpec, ImageEntry, SpecError
 from startbench.timeline import Observations, read_report
 
 log = logging.getLogger("startbench.reconciler")
@@ -42,9 +42,12 @@ class BenchmarkReconciler:
 
     def __init__(self, io, observer: Observer, metrics: Metrics, config: Config,
                  build_images: Callable[[BenchmarkRef, BenchmarkSpec, Callable[[str], None]], dict] | None = None,
+                 describe_image: Callable[[ImageEntry], dict] | None = None,
                  clock_ms: Callable[[], float] = now_ms):
         self.io, self.observer, self.metrics, self.config = io, observer, metrics, config
         self.build_images = build_images
+        self.describe_image = describe_image
+        self.images_published = False
         self.clock_ms = clock_ms
         self.records: dict[str, dict[str, Any]] | None = None
         self.chunks: list[str] = []
@@ -82,6 +85,14 @@ class BenchmarkReconciler:
         return {"benchmark": ref.name, "image": run.image, "framework": entry.framework, "variant": entry.variant,
                 "node": node, "gpu_product": self._node(node)[0].get("nvidia.com/gpu.product", ""),
                 "cache": record.get("timeline", {}).get("cacheObserved", run.cache), "model": spec.workload.model}
+
+    def _publish_images(self, images: Mapping[str, Mapping[str, Any]]) -> None:
+        for name, image in images.items():
+            if image and image.get("reference"):
+                self.metrics.set_image(name, image.get("framework") or "", image.get("variant") or "",
+                                       image.get("compressedBytes"), image.get("uncompressedBytes"),
+                                       image.get("layers"))
+        self.images_published = True
 
     # --- the step
     def step(self, body: Mapping[str, Any]) -> Step:
@@ -127,6 +138,18 @@ class BenchmarkReconciler:
             self.io.patch_status(ref, {"images": built, "message": f"built images {names}"})
             self.io.event(ref, "Normal", "Built", f"built images {names}")
             spec = spec.with_built_images({k: v["reference"] for k, v in built.items()})
+            self.images_published = False
+        unread = [e for e in spec.images if e.build is None and e.name not in built]
+        if unread and self.describe_image is not None:
+            described = {e.name: self.describe_image(e) for e in unread}
+            built.update(described)
+            self.io.patch_status(ref, {"images": built})  # once: a restarted operator does not read them again
+            for name, image in described.items():
+                if image.get("message"):
+                    self.io.event(ref, "Warning", "ImageUnreadable", f"images[{name}]: {image['message']}")
+            self.images_published = False
+        if not self.images_published:  # after a restart too: the metrics start empty
+            self._publish_images(built)
 
         runs = plan(ref.name, spec, nodes)
         by_name = {r.name: r for r in runs}

@@ -14,6 +14,7 @@ import pytest
 from startbench.localcluster import paths
 from tests.cluster import benchmarks as bm
 from tests.cluster.helpers import wait_for
+from tests.support.registry_http import manifest_of
 
 REPO = paths.REPO_ROOT
 
@@ -59,6 +60,16 @@ def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timeli
     runs = sum(s.value for fam in operator["metrics"].registry.collect() if fam.name == "startbench_runs"
                for s in fam.samples if s.name == "startbench_runs_total" and s.labels["benchmark"] == "compare")
     assert runs == 24
+    # Each image is described from its registry's manifest, in the status and in the image metrics.
+    sizes = {(s.labels["image"], s.labels["kind"]): s.value for fam in operator["metrics"].registry.collect()
+             if fam.name == "startbench_image_size_bytes" for s in fam.samples}
+    for image in images:
+        doc, digest = manifest_of(image["image"])
+        compressed = sum(layer["size"] for layer in doc["layers"])
+        assert status["images"][image["name"]] == {
+            "reference": image["image"], "framework": "pytorch", "variant": image["variant"], "digest": digest,
+            "compressedBytes": compressed, "layers": len(doc["layers"])}
+        assert sizes[(image["name"], "compressed")] == compressed
 
 
 def test_missing_image_and_unschedulable_runs_fail_with_reasons(operator, custom, core, namespace):
@@ -83,7 +94,12 @@ def test_missing_image_and_unschedulable_runs_fail_with_reasons(operator, custom
     assert nopull["status"]["phase"] == "Failed"
     [record] = bm.records(core, namespace, "nopull")
     assert record["reason"] in ("ErrImagePull", "ImagePullBackOff") and "not found" in record["message"]
-    assert any(e.reason.startswith("Run") and e.type == "Warning" for e in bm.benchmark_events(core, namespace, "nopull"))
+    events = bm.benchmark_events(core, namespace, "nopull")
+    assert any(e.reason.startswith("Run") and e.type == "Warning" for e in events)
+    # The operator could not read the image either: it says so, records no size, and the run still went ahead.
+    assert "HTTP 404" in nopull["status"]["images"]["missing"]["message"]
+    assert "compressedBytes" not in nopull["status"]["images"]["missing"]
+    assert any(e.reason == "ImageUnreadable" and e.type == "Warning" for e in events)
 
     nogpu = bm.wait_finished(custom, namespace, "nogpu", timeout=90)
     [record] = bm.records(core, namespace, "nogpu")

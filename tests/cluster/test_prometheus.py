@@ -6,14 +6,13 @@ end on the simulated GPU nodes, so runs succeed and fail. Then every query of ev
 variables filled in as Grafana would, goes to Prometheus' HTTP API and must return data.
 
 Simulated nodes run no workload, so a second, small Benchmark runs the JAX slim image on the real node (when
-the machine can run one): its run reaches a first step, so the time-to-first-step panels have real data. Two
-gauges are fed honestly besides:
+the machine can run one): its run reaches a first step, so the time-to-first-step panels have real data. The
+image panels need no help: the operator reads the sizes of `image:` entries from the registry. One gauge is fed
+honestly besides:
 - training metrics: from a real in-pod report made on this machine (`python -m startbench.workload`, PyTorch on
   the CPU), through Metrics.set_training as the reconciler does with a pod's report. Metrics the report leaves
   null (GPU utilisation and MFU on a CPU machine) stay unset: their panels are checked for a well-formed query
   and skipped for data, with the reason.
-- image sizes: the operator records them only for images it builds; the test records the size and layer count of the image
-  the benchmark ran from its manifest in the local registry, through Metrics.set_image.
 """
 
 from __future__ import annotations
@@ -172,7 +171,6 @@ def scraped(operator, kube_api, workload_report, jax_image, local_cluster, tmp_p
         hostname = socket.gethostname()
         metrics.set_training({"benchmark": BENCHMARK, "image": "host", "framework": report["framework"],
                               "model": report["model"], "node": hostname}, report["metrics"])
-        _record_image_size(metrics)
         # Two scrapes after the last change, so instant and range queries both see it.
         stamp = time.time()
         wait_for(lambda: prometheus.api("query", query='timestamp(up{job="startbench"})')["result"]
@@ -188,17 +186,6 @@ def scraped(operator, kube_api, workload_report, jax_image, local_cluster, tmp_p
         log.close()
         server.shutdown()
         core.delete_namespace(namespace)
-
-
-def _record_image_size(metrics) -> None:
-    """Sizes of the benchmark's good image, from its manifest in the local registry (what a build records)."""
-    from startbench.images import manifest, registry_api
-    registry, rest = bm.BASE_IMAGE.split("/", 1)
-    repository, tag = rest.rsplit(":", 1)
-    raw, media_type, _digest = registry_api.fetch_manifest(registry, repository, tag)
-    sizes = manifest.sizes(raw, media_type)
-    metrics.set_image("base", "pytorch", "naive", compressed=sizes.compressed_bytes, uncompressed=None,
-                      layers=sizes.layer_count)
 
 
 def _cases():

@@ -2,7 +2,8 @@
 
 Loopback registries (127.0.0.0/8, localhost, ::1) are spoken to over plain HTTP, others over HTTPS. Auth:
 anonymous first; on 401 the challenge decides: Basic (htpasswd registries) or Bearer (a token service:
-Docker Hub, GHCR, Harbor...), with the given credentials.
+Docker Hub, GHCR, Harbor...), with the given credentials or, without any, for an anonymous token (public
+repositories).
 """
 
 from __future__ import annotations
@@ -32,25 +33,29 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
 
 
-def _get(session: requests.Session, url: str, headers: dict, creds: Credentials | None, what: str):
+def _get(session: requests.Session, url: str, headers: dict, creds: Credentials | None, what: str,
+         timeout: float = TIMEOUT_S):
     try:
-        resp = session.get(url, headers=headers, timeout=TIMEOUT_S)
-        if resp.status_code == 401 and creds is not None:
+        resp = session.get(url, headers=headers, timeout=timeout)
+        if resp.status_code == 401:
             scheme, params = _challenge(resp.headers.get("WWW-Authenticate", ""))
-            if scheme == "basic":
-                resp = session.get(url, headers=headers, auth=(creds.username, creds.password), timeout=TIMEOUT_S)
+            auth = (creds.username, creds.password) if creds is not None else None
+            if scheme == "basic" and auth:
+                resp = session.get(url, headers=headers, auth=auth, timeout=timeout)
             elif scheme == "bearer" and params.get("realm"):
+                # A token service (Docker Hub, GHCR, nvcr.io...): anonymous tokens read public repositories.
                 query = {k: v for k, v in params.items() if k in ("service", "scope")}
-                token = session.get(params["realm"], params=query, auth=(creds.username, creds.password),
-                                    timeout=TIMEOUT_S)
-                if token.status_code != 200:
+                token = session.get(params["realm"], params=query, auth=auth, timeout=timeout)
+                if token.status_code != 200 and auth:
                     raise RegistryAPIError(
                         f"the token service of {what} refused the credentials of {creds} "
                         f"(HTTP {token.status_code}); check the user and password"
                     )
-                body = token.json()
-                bearer = body.get("token") or body.get("access_token")
-                resp = session.get(url, headers={**headers, "Authorization": f"Bearer {bearer}"}, timeout=TIMEOUT_S)
+                if token.status_code == 200:
+                    body = token.json()
+                    bearer = body.get("token") or body.get("access_token")
+                    resp = session.get(url, headers={**headers, "Authorization": f"Bearer {bearer}"},
+                                       timeout=timeout)
     except requests.RequestException as exc:
         raise RegistryAPIError(f"cannot reach the registry for {what}: {exc.__class__.__name__}; "
                                "check the address and that the registry runs") from None
@@ -65,18 +70,20 @@ def _get(session: requests.Session, url: str, headers: dict, creds: Credentials 
 
 
 def fetch_manifest(registry: str, repository: str, reference: str, credentials: Credentials | None = None,
-                   platform: tuple[str, str] = ("linux", "amd64")) -> tuple[bytes, str, str]:
+                   platform: tuple[str, str] = ("linux", "amd64"), timeout: float = TIMEOUT_S
+                   ) -> tuple[bytes, str, str]:
     """(raw manifest bytes, media type, digest) for repository:reference; an index is resolved to `platform`."""
     what = f"manifest {registry}/{repository}:{reference}"
     with requests.Session() as session:
         url = f"{base_url(registry)}/v2/{repository}/manifests/{reference}"
-        resp = _get(session, url, {"Accept": manifest.ACCEPT}, credentials, what)
+        resp = _get(session, url, {"Accept": manifest.ACCEPT}, credentials, what, timeout)
         raw, content_type = resp.content, resp.headers.get("Content-Type", "")
         media_type = manifest.media_type_of(manifest.load(raw), content_type)
         if media_type in manifest.INDEX_TYPES:
             entry = manifest.select_platform(raw, *platform, content_type=content_type)
             url = f"{base_url(registry)}/v2/{repository}/manifests/{entry['digest']}"
-            resp = _get(session, url, {"Accept": manifest.ACCEPT}, credentials, f"{what} ({'/'.join(platform)})")
+            resp = _get(session, url, {"Accept": manifest.ACCEPT}, credentials, f"{what} ({'/'.join(platform)})",
+                        timeout)
             raw, content_type = resp.content, resp.headers.get("Content-Type", "")
             media_type = manifest.media_type_of(manifest.load(raw), content_type)
         digest = resp.headers.get("Docker-Content-Digest") or manifest.digest_of(raw)

@@ -5,28 +5,12 @@ startbench.images.manifest)."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
-import re
 import urllib.error
 import urllib.request
 
 from startbench.images import manifest
-
-_REF = re.compile(r"^(?:(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|localhost(?::[0-9]+)?)/)?"
-                  r"(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-                  r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$")
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageRef:
-    host: str
-    repository: str
-    reference: str  # tag or digest
-
-    @property
-    def is_latest(self) -> bool:
-        return self.reference == "latest"
+from startbench.images.reference import ImageRef, InvalidReference, parse as parse_reference
 
 
 class RegistryError(Exception):
@@ -38,18 +22,10 @@ class RegistryError(Exception):
 
 
 def parse(ref: str) -> ImageRef:
-    match = _REF.match(ref)
-    if not match:
-        raise RegistryError("InvalidImageName", f'Failed to apply default image tag "{ref}": couldn\'t parse '
-                            f'image name "{ref}": invalid reference format')
-    host = match.group("host")
-    repo = match.group("repo")
-    if host and "." not in host and ":" not in host and host != "localhost":
-        repo, host = f"{host}/{repo}", None  # "library/x": the first part was a path, not a host
-    host = host or "docker.io"
-    if host == "docker.io" and "/" not in repo:
-        repo = f"library/{repo}"
-    return ImageRef(host, repo, match.group("digest") or match.group("tag") or "latest")
+    try:
+        return parse_reference(ref)
+    except InvalidReference as err:
+        raise RegistryError("InvalidImageName", str(err)) from None
 
 
 def default_pull_policy(ref: str) -> str:
