@@ -15,6 +15,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("operator", "startbench.operator_cli"),
     ("compare-host", "startbench.comparehost"),
     ("results", "startbench.results_cli"),
+    ("capacity", "startbench.capacity_cli"),
 ]
 
 

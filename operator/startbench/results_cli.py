@@ -25,18 +25,23 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _api(kubeconfig: str | None):
+def api_client(kubeconfig: str | None):
+    """An API client from the kubeconfig (or in-cluster), and the namespace to use when none is given."""
     from kubernetes import client, config
     try:
         api = config.new_client_from_config(config_file=kubeconfig)
         _, context = config.list_kube_config_contexts(config_file=kubeconfig)
         namespace = (context or {}).get("context", {}).get("namespace") or "default"
-    except (config.ConfigException, FileNotFoundError, TypeError):
+    except (config.ConfigException, FileNotFoundError, TypeError) as err:
         if kubeconfig:
-            raise
-        config.load_incluster_config()
+            raise SystemExit(f"startbench: cannot use the kubeconfig {kubeconfig}: {err}") from None
+        try:
+            config.load_incluster_config()
+            namespace = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read().strip()
+        except (config.ConfigException, OSError):
+            raise SystemExit("startbench: no kubeconfig found and not running in a cluster; set KUBECONFIG or "
+                             "pass --kubeconfig") from None
         api = client.ApiClient()
-        namespace = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read().strip()
     return api, namespace
 
 
@@ -56,7 +61,7 @@ def fetch(api, namespace: str, name: str) -> tuple[dict, list[dict]]:
 
 def run(args: argparse.Namespace) -> int:
     from kubernetes.client.rest import ApiException
-    api, default_namespace = _api(args.kubeconfig)
+    api, default_namespace = api_client(args.kubeconfig)
     namespace = args.namespace or default_namespace
     try:
         benchmark, records = fetch(api, namespace, args.name)

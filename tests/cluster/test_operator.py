@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import uuid
 
 import pytest
 
+from startbench import cli
 from startbench.localcluster import paths
 from tests.cluster import benchmarks as bm
 from tests.cluster.helpers import wait_for
@@ -23,7 +25,8 @@ def _images(*names):
     return [{"name": n, "image": bm.BASE_IMAGE, "framework": "pytorch", "variant": "naive"} for n in names]
 
 
-def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timelines(operator, custom, core, namespace):
+def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timelines(operator, custom, core, namespace,
+                                                                                 local_cluster, capsys):
     images = [{"name": "base", "image": bm.BASE_IMAGE, "framework": "pytorch", "variant": "naive"},
               {"name": "tiny", "image": "127.0.0.1:5000/startbench-fixtures/tiny:v1", "framework": "pytorch",
                "variant": "slim"}]
@@ -70,6 +73,19 @@ def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timeli
             "reference": image["image"], "framework": "pytorch", "variant": image["variant"], "digest": digest,
             "compressedBytes": compressed, "layers": len(doc["layers"])}
         assert sizes[(image["name"], "compressed")] == compressed
+    # The capacity report learns from these runs: each image cold and warm, on the benchmark's 2 nodes, which
+    # fit 8 pods each (8 GPUs, 1 per pod), so of 40 pods 16 start at once and 24 wait.
+    argv = ["capacity", "compare", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"], "--pods", "40"]
+    assert cli.main(argv + ["--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["question"]["nodes"], doc["question"]["pods_per_node"]) == (2, 8)
+    assert {(p["image"], p["cold_runs"], p["warm_runs"], p["endpoint"]) for p in doc["profiles"]} == {
+        ("base", 6, 6, "container start"), ("tiny", 6, 6, "container start")}
+    assert {(e["image"], e["cache"], e["pods_started"], e["pods_waiting"], e["nodes_pulling"])
+            for e in doc["estimates"]} == {(i, c, 16, 24, 2) for i in ("base", "tiny") for c in ("cold", "warm")}
+    assert cli.main(argv + ["--nodes", "10", "--registry-bandwidth", "1Gbit/s"]) == 0
+    out = capsys.readouterr().out
+    assert "40 pods on 10 node(s), 8 per node, registry 125 MB/s" in out and "saves about" in out
 
 
 def test_missing_image_and_unschedulable_runs_fail_with_reasons(operator, custom, core, namespace):

@@ -80,3 +80,16 @@ def test_subcommand_is_registered():
     results_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["results", "b1", "--format", "csv", "-n", "team"])
     assert (args.name, args.format, args.namespace) == ("b1", "csv", "team")
+
+
+@pytest.mark.parametrize("command", ["results", "capacity"])
+def test_a_kubeconfig_that_cannot_be_used_is_one_clear_line(command, tmp_path, monkeypatch):
+    extra = ["--pods", "1"] if command == "capacity" else []
+    with pytest.raises(SystemExit) as err:
+        cli.main([command, "b1", "--kubeconfig", str(tmp_path / "missing"), *extra])
+    assert str(err.value).startswith(f"startbench: cannot use the kubeconfig {tmp_path / 'missing'}")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent-too"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(SystemExit) as err:
+        cli.main([command, "b1", *extra])
+    assert "no kubeconfig found and not running in a cluster" in str(err.value)

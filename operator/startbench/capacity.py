@@ -1,0 +1,222 @@
+"""Capacity planning from a Benchmark's runs (pure): how long until P pods of an image have started on N nodes,
+cold or warm, and how much a smaller image saves. `capacity_cli.py` reads the runs from the cluster.
+
+The model, and what it leaves out:
+- Pods are placed `pods_per_node` to a node. A node pulls an image once, however many of its pods use it (the
+  runtime shares one pull), so P cold pods cost one pull on each of ceil(P / pods_per_node) nodes, all at once.
+- A node pulls at the bandwidth measured in the benchmark: the median over its cold runs of the image size the
+  kubelet reported divided by the kubelet's pull time. When the registry's egress is given, the nodes pulling at
+  once share it evenly: each pulls at min(node bandwidth, registry bandwidth / nodes pulling).
+- The rest of a start (scheduling, container create and start, imports, device init, first step) takes what it
+  took in the benchmark's cold runs: the median for a typical pod, the p90 for the last ones.
+- A warm start takes what the benchmark's warm runs took (no pull is modelled).
+- Pods beyond nodes x pods_per_node wait for a free slot, that is for earlier pods to finish training, which the
+  benchmark does not measure: the estimate covers the pods that fit and says how many are left waiting.
+Not modelled: the API server's and scheduler's own limits at large P, lazy-pulling snapshotters, registry
+mirrors and peer-to-peer caches, several images pulled on one node at once. The measured node bandwidth already
+holds whatever contention the benchmark itself had (docs/capacity.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from startbench.stats import quantile
+
+PULL_PHASES = ("waiting_to_pull", "pulling")
+START_PHASES = ("scheduling", "waiting_to_pull", "pulling", "create_start")  # to container start
+
+
+class CapacityError(ValueError):
+    """A question the model cannot answer, or runs it cannot learn from; the message says what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageProfile:
+    """What the benchmark measured of one image, as the model uses it."""
+
+    image: str
+    endpoint: str                   # "first step", or "container start" (runs on nodes that ran no workload)
+    cold_runs: int
+    warm_runs: int
+    pull_bytes: float | None = None       # median image size of the cold pulls (kubelet's Pulled event)
+    node_bandwidth: float | None = None   # bytes/s, median over cold pulls
+    rest_p50_s: float | None = None       # cold start minus its pull, median
+    rest_p90_s: float | None = None
+    warm_p50_s: float | None = None
+    warm_p90_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    pods: int
+    nodes: int
+    pods_per_node: int = 1
+    registry_bandwidth: float | None = None  # bytes/s the registry serves in all; None: not a limit
+
+    def __post_init__(self):
+        for name in ("pods", "nodes", "pods_per_node"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise CapacityError(f"{name.replace('_', ' ')} must be a whole number of at least 1, not {value!r}")
+        if self.registry_bandwidth is not None and not self.registry_bandwidth > 0:
+            raise CapacityError(f"the registry bandwidth must be above 0 bytes/s, not {self.registry_bandwidth!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    image: str
+    cache: str                  # cold or warm
+    endpoint: str
+    pods_started: int           # the pods that fit on the nodes at once
+    pods_waiting: int           # the rest, waiting for a slot
+    nodes_pulling: int
+    pull_rate: float | None     # bytes/s per node during the fan-out (cold)
+    pull_s: float | None        # the fan-out's pull (cold)
+    typical_s: float            # a typical pod: pull + median rest (cold), or the warm median
+    last_s: float               # the last pods: pull + p90 rest (cold), or the warm p90
+    limited_by: str             # "node bandwidth", "registry bandwidth", or "" (warm)
+
+
+def _phase_ms(record: Mapping[str, Any], names: Sequence[str]) -> float:
+    """The time of the run's phases among `names` (a phase merged with a neighbour counts if all it covers is)."""
+    phases = (record.get("timeline") or {}).get("phases") or {}
+    return sum(float(entry.get("ms") or 0.0) for name, entry in phases.items()
+               if set(entry.get("covers") or (name,)) <= set(names))
+
+
+def _total_ms(record: Mapping[str, Any], endpoint: str) -> float | None:
+    if endpoint == "first step":
+        return record.get("timeToFirstStepMs")
+    return _phase_ms(record, START_PHASES) or None
+
+
+def profile(image: str, records: Iterable[Mapping[str, Any]]) -> ImageProfile:
+    """The profile of `image` from a Benchmark's run records (only its runs that succeeded count).
+
+    Cold means the run found the image absent on its node (the observed cache state, not the requested one).
+    If some runs reached a first step and others did not (simulated nodes run no workload), all are measured to
+    the end they share, container start.
+    """
+    runs = [r for r in records if r.get("image") == image and r.get("result") == "Succeeded"]
+    if not runs:
+        raise CapacityError(f"no run of image {image!r} succeeded: nothing to learn its start from")
+    cold = [r for r in runs if (r.get("timeline") or {}).get("cacheObserved") == "miss"]
+    warm = [r for r in runs if (r.get("timeline") or {}).get("cacheObserved") == "hit"]
+    endpoint = "first step" if all(r.get("timeToFirstStepMs") is not None for r in runs) else "container start"
+
+    fields: dict[str, Any] = {}
+    pulls = [(float(r["pull"]["imageSizeBytes"]), float(r["pull"]["seconds"])) for r in cold
+             if (r.get("pull") or {}).get("imageSizeBytes") and (r.get("pull") or {}).get("seconds")]
+    if pulls:
+        fields["pull_bytes"] = quantile([b for b, _ in pulls], 0.5)
+        fields["node_bandwidth"] = quantile([b / s for b, s in pulls], 0.5)
+    rests = [(total - _phase_ms(r, PULL_PHASES)) / 1000.0 for r in cold
+             if (total := _total_ms(r, endpoint)) is not None]
+    if rests:
+        fields["rest_p50_s"], fields["rest_p90_s"] = quantile(rests, 0.5), quantile(rests, 0.9)
+    warms = [total / 1000.0 for r in warm if (total := _total_ms(r, endpoint)) is not None]
+    if warms:
+        fields["warm_p50_s"], fields["warm_p90_s"] = quantile(warms, 0.5), quantile(warms, 0.9)
+    return ImageProfile(image=image, endpoint=endpoint, cold_runs=len(cold), warm_runs=len(warm), **fields)
+
+
+def estimate(p: ImageProfile, q: Question, cache: str = "cold") -> Estimate:
+    """How long until `q.pods` pods of the profiled image have started (see the module's model)."""
+    slots = q.nodes * q.pods_per_node
+    started = min(q.pods, slots)
+    nodes_pulling = math.ceil(started / q.pods_per_node)
+    if cache == "warm":
+        if p.warm_p50_s is None:
+            raise CapacityError(f"image {p.image!r} has no warm run that succeeded; run the benchmark with "
+                                "cache: warm or both")
+        return Estimate(p.image, "warm", p.endpoint, started, q.pods - started, nodes_pulling, None, None,
+                        p.warm_p50_s, p.warm_p90_s, "")
+    if cache != "cold":
+        raise CapacityError(f"cache must be cold or warm, not {cache!r}")
+    if p.node_bandwidth is None or p.pull_bytes is None or p.rest_p50_s is None:
+        raise CapacityError(f"image {p.image!r} has no cold run with a pull the kubelet reported (size and "
+                            "duration); run the benchmark with cache: cold or both")
+    rate, limited_by = p.node_bandwidth, "node bandwidth"
+    if q.registry_bandwidth is not None and q.registry_bandwidth / nodes_pulling < rate:
+        rate, limited_by = q.registry_bandwidth / nodes_pulling, "registry bandwidth"
+    pull_s = p.pull_bytes / rate
+    return Estimate(p.image, "cold", p.endpoint, started, q.pods - started, nodes_pulling, rate, pull_s,
+                    pull_s + p.rest_p50_s, pull_s + (p.rest_p90_s if p.rest_p90_s is not None else p.rest_p50_s),
+                    limited_by)
+
+
+@dataclasses.dataclass(frozen=True)
+class Saving:
+    image: str           # the faster image
+    against: str         # the slower one
+    cache: str
+    seconds: float       # saved on the last pods' start
+    fraction: float      # of the slower image's time
+
+
+def savings(estimates: Sequence[Estimate]) -> list[Saving]:
+    """For each cache state, what the fastest image saves against each slower one (last pods' start)."""
+    out = []
+    for cache in ("cold", "warm"):
+        group = sorted((e for e in estimates if e.cache == cache), key=lambda e: e.last_s)
+        for slower in group[1:]:
+            saved = slower.last_s - group[0].last_s
+            out.append(Saving(group[0].image, slower.image, cache, saved,
+                              saved / slower.last_s if slower.last_s > 0 else 0.0))
+    return out
+
+
+_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_bandwidth(text: str) -> float:
+    """Bytes per second from '10Gbit/s', '1.25GB/s', '800MiB/s', '125000000' (bytes/s)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([kmgt]i?)?(b|bit|bps|byte)?(?:/s)?)\s*", text, re.IGNORECASE)
+    if not match or (match.group(2) and not match.group(3)):
+        raise CapacityError(f"{text!r} is not a bandwidth; write e.g. 10Gbit/s, 1.25GB/s or 800MiB/s")
+    value = float(match.group(1)) * _UNITS[(match.group(2) or "").lower()]
+    unit = match.group(3) or "B"
+    bits = unit.lower() in ("bit", "bps") or unit == "b"
+    if value <= 0:
+        raise CapacityError(f"{text!r}: a bandwidth must be above 0")
+    return value / 8 if bits else value
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def _rate(bps: float | None) -> str:
+    return "-" if bps is None else f"{bps / 1e6:.1f} MB/s"
+
+
+def answer(q: Question, estimates: Sequence[Estimate]) -> list[str]:
+    """The estimates in sentences, one per estimate, then one per saving."""
+    lines = []
+    for e in estimates:
+        waiting = (f"; {e.pods_waiting} more wait for a free slot (earlier pods to finish training, not measured)"
+                   if e.pods_waiting else "")
+        if e.cache == "cold":
+            how = (f"each of {e.nodes_pulling} node(s) pulls it once at {_rate(e.pull_rate)} ({e.limited_by}), "
+                   f"{_duration(e.pull_s or 0.0)}")
+        else:
+            how = "already on every node"
+        lines.append(f"{e.pods_started} pods of {e.image}, {e.cache}: {how}; the last reach their {e.endpoint} in "
+                     f"about {_duration(e.last_s)} (a typical pod {_duration(e.typical_s)}){waiting}.")
+    for s in savings(estimates):
+        lines.append(f"{s.image} instead of {s.against}, {s.cache}: saves about {_duration(s.seconds)} "
+                     f"({s.fraction:.0%}).")
+    return lines
+
+
+def to_dict(q: Question, profiles: Sequence[ImageProfile], estimates: Sequence[Estimate]) -> dict[str, Any]:
+    return {"question": dataclasses.asdict(q), "profiles": [dataclasses.asdict(p) for p in profiles],
+            "estimates": [dataclasses.asdict(e) for e in estimates],
+            "savings": [dataclasses.asdict(s) for s in savings(estimates)], "answer": answer(q, estimates)}
