@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ca-bundle", type=Path, help="CA bundle for the pip step (this machine's TLS proxy)")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--verbose", action="store_true", help="print the build log")
+    p.add_argument("--remove-images", action="store_true",
+                   help="remove each framework's images from the engine once measured (the registry keeps its "
+                        "copies): CUDA flavours take 15-20 GB of disk per framework")
     args = p.parse_args(argv)
 
     host = docker_engine.ensure()
@@ -80,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {framework} {variant} {args.flavour} on {base}", file=sys.stderr, flush=True)
             rec = build_and_push(framework, variant, args.flavour, args.registry, progress=progress, base_image=base,
                                  ca_bundle=args.ca_bundle, docker_host=host)
-            packages = du(client, rec.reference) if variant == "naive" else du(
-                client, installed_stage(client, framework, args.flavour, lean, args.ca_bundle))
+            measured = rec.reference if variant == "naive" else installed_stage(client, framework, args.flavour, lean,
+                                                                                 args.ca_bundle)
+            packages = du(client, measured)
             result[variant] = {**rec.to_dict(), "packages_bytes": packages}
             print(f"   {rec.reference}: {human_bytes(rec.uncompressed_bytes)} uncompressed, "
                   f"{human_bytes(rec.compressed_bytes)} compressed, {rec.layer_count} layers, "
@@ -93,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         result["naive_over_packages"] = n["uncompressed_bytes"] / n["packages_bytes"]
         result["slim_over_packages"] = s["uncompressed_bytes"] / s["packages_bytes"]
         rows.append(result)
+        if args.json:  # after each framework: a later one that fails (a full disk) loses nothing measured
+            write_json(args.json, rows)
+        if args.remove_images:
+            for image in (n["reference"], s["reference"], measured):  # measured: the slim `installed` stage
+                client.images.remove(image, noprune=False)
+            client.images.prune(filters={"dangling": True})
     client.close()
 
     print(f"\nimage sizes, {args.flavour} flavour, {datetime.date.today()} on {platform.node()} "
@@ -116,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{'met' if goal_slim else 'MISSED'}); slim/packages {r['slim_over_packages']:.2f} "
               f"(goal < {PACKAGES_GOAL}: {'met' if goal_pkgs else 'MISSED'}); naive/packages "
               f"{r['naive_over_packages']:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps({"date": str(datetime.date.today()), "machine": platform.node(),
-                                         "results": rows}, indent=1) + "\n")
     return 0 if ok else 1
+
+
+def write_json(path: Path, rows: list[dict]) -> None:
+    path.write_text(json.dumps({"date": str(datetime.date.today()), "machine": platform.node(), "results": rows},
+                               indent=1) + "\n")
 
 
 if __name__ == "__main__":
