@@ -107,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nimage sizes, {args.flavour} flavour, {datetime.date.today()} on {platform.node()} "
           f"({platform.machine()}), {time.monotonic() - t_start:.0f}s in all")
-    print(f"{'repository':<34} {'tag':<11} {'uncompressed':>12} {'compressed':>11} {'layers':>6} {'packages':>10} "
-          f"{'image/pkgs':>10}")
+    width = max([len("repository")] + [len(r[v]["repository"]) for r in rows for v in ("naive", "slim")])
+    print(f"{'repository':<{width}} {'tag':<11} {'uncompressed':>12} {'compressed':>11} {'layers':>6} "
+          f"{'packages':>10} {'image/pkgs':>10}")
     for r in rows:
         for variant in ("naive", "slim"):
             v = r[variant]
-            print(f"{v['repository']:<34} {v['tag']:<11} {human_bytes(v['uncompressed_bytes']):>12} "
+            print(f"{v['repository']:<{width}} {v['tag']:<11} {human_bytes(v['uncompressed_bytes']):>12} "
                   f"{human_bytes(v['compressed_bytes']):>11} {v['layer_count']:>6} "
                   f"{human_bytes(v['packages_bytes']):>10} {v['uncompressed_bytes'] / v['packages_bytes']:>10.2f}")
     print()
