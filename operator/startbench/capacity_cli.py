@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(capacity.to_dict(question, profiles, estimates), indent=2) + "\n")
         return 0
     bw = "" if question.registry_bandwidth is None else f", registry {question.registry_bandwidth / 1e6:.0f} MB/s"
-    print(f"{args.pods} pods on {nodes} node(s), {per_node} per node{bw}; learnt from "
-          f"{namespace}/{args.name} ({', '.join(f'{p.image}: {p.cold_runs} cold, {p.warm_runs} warm runs' for p in profiles)}):")
+    learnt = ", ".join(f"{p.image}: {p.cold_runs} cold, {p.warm_runs} warm runs" for p in profiles)
+    print(f"{args.pods} pods on {nodes} node(s), {per_node} per node{bw}; learnt from {namespace}/{args.name} "
+          f"({learnt}):")
     for line in capacity.answer(question, estimates):
         print(f"  {line}")
     return 0
@@ -105,4 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _missing(p: capacity.ImageProfile, cache: str) -> bool:
     """With --cache both, a cache state the benchmark has no runs of is left out rather than an error."""
-    return p.warm_p50_s is None if cache == "warm" else p.node_bandwidth is None
+    if cache == "warm":
+        return p.warm_p50_s is None
+    return p.node_bandwidth is None or p.pull_bytes is None or p.rest_p50_s is None

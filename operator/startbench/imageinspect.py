@@ -18,7 +18,7 @@ from startbench.images.reference import InvalidReference, parse
 from startbench.images.registry_api import RegistryAPIError, fetch_manifest
 from startbench.spec import ImageEntry
 
-TIMEOUT_S = 10.0  # per request: a registry the operator cannot reach delays the first runs by at most this
+TIMEOUT_S = 10.0  # per request: a registry that does not answer delays the first runs by this, a few times
 
 
 def describe(entry: ImageEntry, fetch: Callable[..., tuple[bytes, str, str]] = fetch_manifest) -> dict[str, Any]:
