@@ -116,9 +116,11 @@ def _startup_dashboard() -> dict:
                         "{{node}} {{image}}")], "Bps", (12, 17, 12, 8)),
         _panel("table", "Image sizes",
                "Compressed (registry) and uncompressed (engine) size and layer count of each framework image.",
-               [_target('max by (image, framework, variant, kind) (startbench_image_size_bytes{framework=~"$framework"})',
+               [_target('max by (benchmark, image, framework, variant, kind) '
+                        '(startbench_image_size_bytes{benchmark=~"$benchmark", framework=~"$framework"})',
                         instant=True, table=True),
-                _target('max by (image, framework, variant) (startbench_image_layers{framework=~"$framework"})',
+                _target('max by (benchmark, image, framework, variant) '
+                        '(startbench_image_layers{benchmark=~"$benchmark", framework=~"$framework"})',
                         ref="B", instant=True, table=True)], "bytes", (0, 25, 12, 8),
                {"showHeader": True}, [{"id": "merge", "options": {}},
                                       {"id": "organize", "options": {"excludeByName": {"Time": True},

@@ -40,7 +40,7 @@ def builder(config: Config, metrics: Metrics) -> Callable[[Any, BenchmarkSpec, P
                 base_image=config.build_base_image or None, ca_bundle=config.build_ca_bundle or None,
                 docker_host=config.docker_host or None, record=False)
             built[entry.name] = status_entry(record)
-            metrics.set_image(entry.name, record.framework, record.variant, record.compressed_bytes,
+            metrics.set_image(ref.name, entry.name, record.framework, record.variant, record.compressed_bytes,
                               record.uncompressed_bytes, record.layer_count)
             progress(f"built {entry.name}: {record.reference} ({record.compressed_bytes} bytes compressed)")
         return built

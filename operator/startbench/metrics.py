@@ -39,10 +39,10 @@ class Metrics:
             RUN_LABELS, buckets=PHASE_BUCKETS, registry=r)
         self.image_size_bytes = Gauge(
             "startbench_image_size_bytes", "Size of a framework image.",
-            ("image", "framework", "variant", "kind"), registry=r)
+            ("benchmark", "image", "framework", "variant", "kind"), registry=r)
         self.image_layers = Gauge(
             "startbench_image_layers", "Number of layers of a framework image.",
-            ("image", "framework", "variant"), registry=r)
+            ("benchmark", "image", "framework", "variant"), registry=r)
         self.pull_throughput = Gauge(
             "startbench_pull_throughput_bytes_per_second",
             "Compressed bytes pulled per second of pull time, last cold pull of the image on the node.",
@@ -104,13 +104,15 @@ class Metrics:
             if value is not None:
                 gauge.labels(**training_labels).set(float(value) * scale)
 
-    def set_image(self, image: str, framework: str, variant: str,
+    def set_image(self, benchmark: str, image: str, framework: str, variant: str,
                   compressed: int | None, uncompressed: int | None, layers: int | None) -> None:
+        """`image` is the spec.images entry name, which only names an image within its benchmark."""
+        labels = {"benchmark": benchmark, "image": image, "framework": framework, "variant": variant}
         for kind, value in (("compressed", compressed), ("uncompressed", uncompressed)):
             if value is not None:
-                self.image_size_bytes.labels(image=image, framework=framework, variant=variant, kind=kind).set(value)
+                self.image_size_bytes.labels(**labels, kind=kind).set(value)
         if layers is not None:
-            self.image_layers.labels(image=image, framework=framework, variant=variant).set(layers)
+            self.image_layers.labels(**labels).set(layers)
 
     def set_operator_up(self, up: bool) -> None:
         """Called by the operator's startup (True) and cleanup (False) handlers."""

@@ -86,10 +86,10 @@ class BenchmarkReconciler:
                 "node": node, "gpu_product": self._node(node)[0].get("nvidia.com/gpu.product", ""),
                 "cache": record.get("timeline", {}).get("cacheObserved", run.cache), "model": spec.workload.model}
 
-    def _publish_images(self, images: Mapping[str, Mapping[str, Any]]) -> None:
+    def _publish_images(self, ref: BenchmarkRef, images: Mapping[str, Mapping[str, Any]]) -> None:
         for name, image in images.items():
             if image and image.get("reference"):
-                self.metrics.set_image(name, image.get("framework") or "", image.get("variant") or "",
+                self.metrics.set_image(ref.name, name, image.get("framework") or "", image.get("variant") or "",
                                        image.get("compressedBytes"), image.get("uncompressedBytes"),
                                        image.get("layers"))
         self.images_published = True
@@ -149,7 +149,7 @@ class BenchmarkReconciler:
                     self.io.event(ref, "Warning", "ImageUnreadable", f"images[{name}]: {image['message']}")
             self.images_published = False
         if not self.images_published:  # after a restart too: the metrics start empty
-            self._publish_images(built)
+            self._publish_images(ref, built)
 
         runs = plan(ref.name, spec, nodes)
         by_name = {r.name: r for r in runs}

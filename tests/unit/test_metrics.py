@@ -48,13 +48,13 @@ def test_no_label_is_per_pod_or_per_run():
 
 def test_served_over_http():
     m = Metrics()
-    m.set_image("torch-slim", "pytorch", "slim", compressed=100, uncompressed=300, layers=4)
+    m.set_image("b1", "torch-slim", "pytorch", "slim", compressed=100, uncompressed=300, layers=4)
     server = m.serve(0, "127.0.0.1")
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).read().decode()
     finally:
         server.shutdown()
-    assert 'startbench_image_size_bytes{framework="pytorch",image="torch-slim",kind="compressed",variant="slim"} 100.0' in body
+    assert 'startbench_image_size_bytes{benchmark="b1",framework="pytorch",image="torch-slim",kind="compressed",variant="slim"} 100.0' in body
     assert "startbench_image_layers" in body
 
 
