@@ -115,10 +115,27 @@ def operator(crd, local_cluster):
     memo = {"config": config_module.load({"STARTBENCH_NAMESPACES": "t-*"}), "metrics": Metrics()}
     ready, stop = threading.Event(), threading.Event()
     thread = handlers.run_in_thread(memo, ("t-*",), ready=ready, stop=stop)
+    _RUNNING_OPERATORS.append((stop, thread))
     assert ready.wait(60), "the operator did not become ready in 60s"
     yield memo
-    stop.set()
-    thread.join(30)
+    _stop_operators()
+
+
+_RUNNING_OPERATORS: list = []  # (stop event, thread) of the in-process operator, while it runs
+
+
+def _stop_operators() -> None:
+    while _RUNNING_OPERATORS:
+        stop, thread = _RUNNING_OPERATORS.pop()
+        stop.set()
+        thread.join(30)
+
+
+@pytest.fixture
+def operator_stopped():
+    """For a test that stops the cluster: the in-process operator stops first. (A cluster brought up again has
+    no Benchmark CRD, and Kopf's watch ends its thread with 404 Not Found.) Only cluster_last tests use it."""
+    _stop_operators()
 
 
 @pytest.fixture

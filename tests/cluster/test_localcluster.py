@@ -142,7 +142,7 @@ def test_crashed_component_is_reported_with_its_log_and_up_restarts_it(local_clu
 
 
 @pytest.mark.cluster_last
-def test_down_leaves_no_process_and_up_restores(local_cluster):
+def test_down_leaves_no_process_and_up_restores(local_cluster, operator_stopped):
     assert cluster.status(), "cluster status is empty while the cluster runs"
     stopped = cluster.down(progress=lambda m: None, docker=False)
     try:
