@@ -48,5 +48,7 @@ for example in "${examples[@]}"; do
     echo; echo "== startbench results $example"
     python3 -m startbench results "$example" -n startbench-demo
 done
+echo; echo "== startbench capacity fan-out --pods 200 --registry-bandwidth 10Gbit/s (simulated pulls: see docs/capacity.md)"
+python3 -m startbench capacity fan-out -n startbench-demo --pods 200 --registry-bandwidth 10Gbit/s
 echo
 echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; startbench cluster down stops it."
