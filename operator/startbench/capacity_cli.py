@@ -13,7 +13,7 @@ import json
 import sys
 
 from startbench import capacity
-from startbench.results_cli import api_client, fetch
+from startbench.results_cli import load
 
 CACHES = ("cold", "warm", "both")
 
@@ -59,17 +59,10 @@ def _allocatable_gpus(api, nodes: list[str]) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubernetes.client.rest import ApiException
-    api, default_namespace = api_client(args.kubeconfig)
-    namespace = args.namespace or default_namespace
-    try:
-        benchmark, records = fetch(api, namespace, args.name)
-    except ApiException as exc:
-        if exc.status == 404:
-            print(f"startbench capacity: no Benchmark {args.name!r} in namespace {namespace!r}; check "
-                  f"`kubectl get sbench -n {namespace}`", file=sys.stderr)
-            return 1
-        raise
+    loaded = load(args, "capacity")
+    if loaded is None:
+        return 1
+    api, namespace, benchmark, records = loaded
     spec, status = benchmark.get("spec") or {}, benchmark.get("status") or {}
     ran_on = list(status.get("nodes") or [])
     images = args.image or [e["name"] for e in spec.get("images") or []]

@@ -59,7 +59,9 @@ def fetch(api, namespace: str, name: str) -> tuple[dict, list[dict]]:
     return benchmark, read_chunks((m.data or {}).get(RECORDS_KEY, "") for m in maps)
 
 
-def run(args: argparse.Namespace) -> int:
+def load(args: argparse.Namespace, command: str):
+    """(api client, namespace, Benchmark, records) for a command's NAME, -n and --kubeconfig; None, with the
+    reason printed, when the Benchmark (or one of its records ConfigMaps) is not there."""
     from kubernetes.client.rest import ApiException
     api, default_namespace = api_client(args.kubeconfig)
     namespace = args.namespace or default_namespace
@@ -67,9 +69,17 @@ def run(args: argparse.Namespace) -> int:
         benchmark, records = fetch(api, namespace, args.name)
     except ApiException as exc:
         if exc.status == 404:
-            print(f"startbench results: no Benchmark {args.name!r} in namespace {namespace!r} (or one of its records "
-                  f"ConfigMaps is gone); check `kubectl get sbench -n {namespace}`", file=sys.stderr)
-            return 1
+            print(f"startbench {command}: no Benchmark {args.name!r} in namespace {namespace!r} (or one of its "
+                  f"records ConfigMaps is gone); check `kubectl get sbench -n {namespace}`", file=sys.stderr)
+            return None
         raise
+    return api, namespace, benchmark, records
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load(args, "results")
+    if loaded is None:
+        return 1
+    _, _, benchmark, records = loaded
     sys.stdout.write(render(args.format, benchmark, records))
     return 0

@@ -229,3 +229,5 @@ def test_results_command_reads_status_and_record_configmaps(kube_api, objects, n
     assert "Seconds per image" in capsys.readouterr().out
     assert cli.main(["results", "nope", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"]]) == 1
     assert "no Benchmark 'nope'" in capsys.readouterr().err
+    assert cli.main(["capacity", "nope", "--pods", "10", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"]]) == 1
+    assert capsys.readouterr().err.startswith("startbench capacity: no Benchmark 'nope'")
