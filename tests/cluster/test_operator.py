@@ -10,8 +10,6 @@ import sys
 import time
 import uuid
 
-import pytest
-
 from startbench import cli
 from startbench.localcluster import paths
 from tests.cluster import benchmarks as bm

@@ -19,8 +19,8 @@ from pathlib import Path
 from startbench.images import catalog, manifest, store
 from startbench.images.context import build_context
 from startbench.images.credentials import Credentials, load_docker_config, registry_host
-from startbench.images.errors import (BuildFailed, CredentialsRefused, DockerfileNotFound, ImageBuildError,
-                                      PushRefused, RegistryUnavailable)
+from startbench.images.errors import (BuildFailed, CredentialsRefused, ImageBuildError, PushRefused,
+                                      RegistryUnavailable)
 from startbench.images.records import ImageRecord
 from startbench.images.registry_api import RegistryAPIError, fetch_manifest
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-from startbench.localcluster.processes import alive, reap
+from startbench.localcluster.processes import alive, terminate
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 INSECURE_REGISTRIES = ("127.0.0.1:5000", "127.0.0.1:5001")
@@ -206,14 +205,8 @@ def stop(progress=print) -> bool:
         progress("docker: no dockerd started by startbench is running")
         return False
     progress(f"docker: stopping dockerd (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and alive(pid):
-        time.sleep(0.2)
-    if alive(pid):
-        progress(f"docker: dockerd (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing it")
-        os.kill(pid, signal.SIGKILL)
-        reap(pid)
+    if terminate(pid, STOP_TIMEOUT_S):
+        progress(f"docker: dockerd (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killed it")
     _paths()["started"].unlink(missing_ok=True)
     return True
 

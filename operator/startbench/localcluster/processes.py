@@ -119,6 +119,25 @@ def reap(pid: int) -> None:
         pass
 
 
+def terminate(pid: int, timeout: float) -> bool:
+    """SIGTERM `pid`, give it `timeout` seconds to go, then SIGKILL it. True when it took the SIGKILL."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.1)
+    if not alive(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    reap(pid)
+    return True
+
+
 def alive(pid: int) -> bool:
     """True if `pid` runs: a child of ours that exited is reaped, and a zombie counts as gone."""
     reap(pid)

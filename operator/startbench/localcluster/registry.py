@@ -14,7 +14,6 @@ import http.client
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from startbench.localcluster.docker_engine import cache_dir
-from startbench.localcluster.processes import alive
+from startbench.localcluster.processes import terminate
 
 USERNAME = "startbench"
 HOST = "127.0.0.1"
@@ -232,12 +231,7 @@ def stop(progress=print) -> list[str]:
         if pid is None:
             continue
         progress(f"registry: stopping {name} registry (pid {pid})")
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        terminate(pid, STOP_TIMEOUT_S)
         pidfile.unlink(missing_ok=True)
         stopped.append(name)
     return stopped
