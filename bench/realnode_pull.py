@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
-from startbench.kubelet_events import parse_event  # noqa: E402
+from startbench.core.kubelet_events import parse_event  # noqa: E402
 from startbench.localcluster import paths, realnode  # noqa: E402
 
 DEFAULT_IMAGES = "127.0.0.1:5000/startbench/base:bookworm,127.0.0.1:5000/startbench-jax:slim-cpu"

@@ -1,5 +1,5 @@
 import sys
 
-from startbench.cli import main
+from startbench.cli.main import main
 
 sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from startbench import GROUP, VERSION
+from startbench.core.contracts import GROUP, VERSION
 from tests.cluster.helpers import wait_for
 
 GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

@@ -107,9 +107,9 @@ def operator(crd, local_cluster):
     import os
     import threading
 
-    from startbench import config as config_module
-    from startbench import handlers
-    from startbench.metrics import Metrics
+    from startbench.runtime import config as config_module
+    from startbench.runtime import handlers
+    from startbench.runtime.metrics import Metrics
 
     os.environ["KUBECONFIG"] = local_cluster["kubeconfig"]
     memo = {"config": config_module.load({"STARTBENCH_NAMESPACES": "t-*"}), "metrics": Metrics()}

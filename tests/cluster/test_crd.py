@@ -16,9 +16,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from startbench.planner import plan
-from startbench.spec import BenchmarkSpec
-from startbench.status import failed_status, progress_status
+from startbench.core.planner import plan
+from startbench.core.spec import BenchmarkSpec
+from startbench.core.status import failed_status, progress_status
 
 pytestmark = pytest.mark.cluster
 
@@ -199,9 +199,9 @@ def test_examples_are_accepted(objects, namespace, path):
 
 
 def test_results_command_reads_status_and_record_configmaps(kube_api, objects, namespace, local_cluster, capsys):
-    from startbench import cli
-    from startbench.manifests import BenchmarkRef, records_configmap
-    from startbench.status import chunk_records
+    from startbench.cli import main as cli
+    from startbench.core.manifests import BenchmarkRef
+    from startbench.core.records import chunk_records, records_configmap
 
     body = create(objects, namespace, benchmark())
     status = operator_status(body)

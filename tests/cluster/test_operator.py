@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 
-from startbench import cli
+from startbench.cli import main as cli
 from startbench.localcluster import paths
 from tests.cluster import benchmarks as bm
 from tests.cluster.helpers import wait_for

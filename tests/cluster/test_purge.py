@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 
-from startbench import purge
-from startbench.localcluster import nodes, stages
+from startbench.core import purge
+from startbench.core.contracts import SIM_CACHED_IMAGES, is_simulated
+from startbench.localcluster import stages
+from startbench.runtime.kube import ClusterIO
+from startbench.runtime.purger import purge_image
 from tests.cluster.helpers import pod_events, wait_for
 
 
 def _sim_cpu_node(core) -> str:
     names = sorted(n.metadata.name for n in core.list_node(label_selector="startbench.dev/pool=cpu").items
-                   if (n.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake")
+                   if is_simulated(n.metadata.annotations))
     assert names, "the local cluster has no simulated CPU node"
     return names[0]
 
 
 def _cache(core, node: str) -> list[str]:
-    return purge.cached_images((core.read_node(node).metadata.annotations or {}).get(nodes.CACHED_IMAGES))
+    return purge.cached_images((core.read_node(node).metadata.annotations or {}).get(SIM_CACHED_IMAGES))
 
 
 def _run_pod(core, namespace: str, name: str, node: str, image: str) -> str:
@@ -43,18 +46,18 @@ def test_purged_image_is_pulled_again_by_the_next_if_not_present_pod(core, names
         wait_for(lambda: image in _cache(core, node), what=f"{image} in node {node}'s cache")
         others = [i for i in _cache(core, node) if i != image]
 
-        result = purge.purge_image(core, node, image, None, simulated=True)
+        result = purge_image(ClusterIO(core.api_client), node, image, None, simulated=True)
         assert result == purge.PurgeResult(True, "simulated-cache", result.message) and node in result.message
         assert image not in _cache(core, node)
         assert set(others) <= set(_cache(core, node)), "the purge removed other images too"
-        again = purge.purge_image(core, node, image, None, simulated=True)
+        again = purge_image(ClusterIO(core.api_client), node, image, None, simulated=True)
         assert again.ok and again.how == "absent"
 
         message = _run_pod(core, namespace, "second", node, image)
         assert message.startswith(f'Successfully pulled image "{image}"'), message
         wait_for(lambda: image in _cache(core, node), what=f"{image} back in node {node}'s cache")
     finally:
-        purge.purge_image(core, node, image, None, simulated=True)  # leave the shared node's cache as it was
+        purge_image(ClusterIO(core.api_client), node, image, None, simulated=True)  # leave the shared node's cache as it was
 
 
 def test_unpurged_image_is_found_present_by_the_next_pod(core, namespace):
@@ -67,5 +70,5 @@ def test_unpurged_image_is_found_present_by_the_next_pod(core, namespace):
         assert _run_pod(core, namespace, "second", node, image) == \
             f'Container image "{image}" already present on machine'
     finally:
-        purge.purge_image(core, node, image, None, simulated=True)
+        purge_image(ClusterIO(core.api_client), node, image, None, simulated=True)
     assert image not in json.dumps(_cache(core, node))

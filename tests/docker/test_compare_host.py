@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from startbench import cli
+from startbench.cli import main as cli
 from startbench.workload.report import parse_report
 
 pytestmark = pytest.mark.docker

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from startbench.imageinspect import describe
-from startbench.spec import ImageEntry
+from startbench.runtime.imageinspect import describe
+from startbench.core.spec import ImageEntry
 from tests.support.registry_http import manifest_of
 
 

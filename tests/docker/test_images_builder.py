@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from startbench import cli
+from startbench.cli import main as cli
 from startbench.images import builder, credentials, store
 from startbench.images.errors import BuildFailed, CredentialsRefused, PushRefused, RegistryUnavailable
 from startbench.localcluster import registry

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from startbench import capacity
-from startbench.capacity import CapacityError, ImageProfile, Question, estimate, parse_bandwidth, profile, savings
-from startbench.capacity_cli import pods_per_node
+from startbench.core import capacity
+from startbench.core.capacity import CapacityError, pods_per_node, ImageProfile, Question, estimate, parse_bandwidth, profile, savings
 
 
 def record(image: str, cache: str, *, pull_s: float = 0.0, size: int = 0, rest_ms: float = 3000.0,

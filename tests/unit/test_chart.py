@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from startbench import config
+from startbench.runtime import config
 from startbench.localcluster import paths
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 import pytest
 
-from startbench import config
+from startbench.runtime import config
 
 
 def test_defaults_when_nothing_is_set():

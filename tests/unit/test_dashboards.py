@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from startbench.metrics import Metrics
+from startbench.runtime.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "charts" / "startbench" / "dashboards"
@@ -97,7 +97,7 @@ def test_every_metric_a_dashboard_reads_exists():
         exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
         for expr in exprs:
             for metric in re.findall(r"\bstartbench_\w+", expr):
-                assert metric in known, f"{metric} in {expr!r} is not a metric of startbench.metrics"
+                assert metric in known, f"{metric} in {expr!r} is not a metric of startbench.runtime.metrics"
 
 
 def test_no_query_groups_by_a_per_pod_label():

@@ -15,7 +15,7 @@ import pytest
 
 from startbench.images import manifest, registry_api
 from startbench.images.credentials import Credentials
-from startbench.images.reference import DOCKER_HUB_API, InvalidReference, parse
+from startbench.core.reference import DOCKER_HUB_API, InvalidReference, parse
 
 MANIFEST = json.dumps({
     "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from startbench.kubelet_events import FactKind, failure_hint, parse_event, parse_go_duration
+from startbench.core.kubelet_events import FactKind, failure_hint, parse_event, parse_go_duration
 
 
 @pytest.mark.parametrize("text, seconds", [

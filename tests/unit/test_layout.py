@@ -1,7 +1,14 @@
-"""The source root is `operator/`, but `import operator` must still be the standard library."""
+"""The source root is `operator/`, but `import operator` must still be the standard library; and the package's
+folders are its layers (docs/architecture.md): each may import only what its layer allows."""
 
+import ast
 import importlib
 import operator
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "operator" / "startbench"
 
 
 def test_import_operator_is_the_standard_library():
@@ -12,5 +19,63 @@ def test_import_operator_is_the_standard_library():
 
 def test_startbench_package_imports_from_source_root():
     startbench = importlib.import_module("startbench")
-    assert startbench.GROUP == "startbench.dev"
+    assert startbench.__version__
     assert startbench.__file__.replace("\\", "/").endswith("operator/startbench/__init__.py")
+
+
+def imports_of(path: pathlib.Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports too), absolute names."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import; use absolute startbench.* imports"
+            names.add(node.module or "")
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _under(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+# What each layer must never import: Kubernetes, Prometheus, Kopf, Docker and the layers above it.
+FORBIDDEN = {
+    "core": ("kubernetes", "kopf", "prometheus_client", "docker", "startbench.runtime", "startbench.cli",
+             "startbench.localcluster", "startbench.images"),
+    "workload": ("kubernetes", "kopf", "prometheus_client", "docker", "startbench.core", "startbench.runtime",
+                 "startbench.cli", "startbench.localcluster", "startbench.images"),
+    "images": ("kopf", "prometheus_client", "startbench.runtime", "startbench.cli", "startbench.localcluster"),
+    "runtime": ("startbench.cli", "startbench.localcluster"),
+    "localcluster": ("kopf", "prometheus_client", "startbench.runtime", "startbench.cli"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_nothing_it_must_not(layer):
+    files = sorted((PACKAGE / layer).rglob("*.py"))
+    assert files, f"no modules in {layer}/"
+    bad = {f"{f.relative_to(PACKAGE)}: {name}" for f in files for name in imports_of(f)
+           if _under(name, FORBIDDEN[layer])}
+    assert not bad, f"{layer}/ imports what its layer must not: {sorted(bad)}"
+
+
+def test_core_imports_only_the_standard_library_yaml_jsonschema_and_itself():
+    allowed = ("startbench.core", "startbench.workload.report", "yaml", "jsonschema")
+    import sys
+    third_party = set()
+    for f in sorted((PACKAGE / "core").rglob("*.py")):
+        for name in imports_of(f):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top == "__future__" or _under(name, allowed):
+                continue
+            if name == "startbench" or _under(name, ("startbench.core",)):
+                continue
+            third_party.add(f"{f.name}: {name}")
+    assert not third_party, sorted(third_party)
+
+
+def test_every_module_sits_in_a_layer_folder():
+    loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert not loose, f"modules outside a layer folder: {loose}"

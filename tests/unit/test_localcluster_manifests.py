@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from startbench.localcluster import imageref, nodes, stages
-from startbench.localcluster.cli import _bytes_per_second
+from startbench.cli.cluster import _bytes_per_second
 
 
 def test_stage_config_is_valid_kwok_yaml_with_unique_names():

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from startbench.manifests import (BenchmarkRef, pod_manifest, records_configmap, records_configmap_name, run_selector,
-                                  workload_command)
-from startbench.planner import plan
-from startbench.spec import BenchmarkSpec, SpecError
+from startbench.core.manifests import BenchmarkRef, pod_manifest, run_selector, workload_command
+from startbench.core.planner import plan
+from startbench.core.records import records_configmap, records_configmap_name
+from startbench.core.spec import BenchmarkSpec, SpecError
 
 REF = BenchmarkRef(name="b1", namespace="team-a", uid="0b8a5f0e-1111-2222-3333-444455556666")
 SPEC = BenchmarkSpec.from_dict({

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from startbench.metrics import PHASES, Metrics
+from startbench.runtime.metrics import PHASES, Metrics
 
 LABELS = {"benchmark": "b1", "image": "torch-slim", "framework": "pytorch", "variant": "slim",
           "node": "gpu-0", "gpu_product": "NVIDIA-H100", "cache": "cold"}

@@ -1,7 +1,7 @@
 """The observer folds watch updates and events into each run's observations."""
 
-from startbench.manifests import ANNOTATION_CREATED_MS, LABEL_BENCHMARK
-from startbench.observer import Observer
+from startbench.core.manifests import ANNOTATION_CREATED_MS, LABEL_BENCHMARK
+from startbench.runtime.observer import Observer
 
 PULLED = 'Successfully pulled image "x" in 2s (2s including waiting). Image size: 10 bytes.'
 

@@ -3,8 +3,9 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from startbench.planner import PlanError, RunState, is_simulated, next_runs, plan, run_names, select_nodes
-from startbench.spec import BenchmarkSpec
+from startbench.core.contracts import is_simulated
+from startbench.core.planner import PlanError, RunState, next_runs, plan, run_names, select_nodes
+from startbench.core.spec import BenchmarkSpec
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -219,6 +220,7 @@ def test_match_expressions_select_like_the_api_server():
 
 
 def test_is_simulated_reads_the_kwok_annotation():
-    assert is_simulated({"metadata": {"annotations": {"kwok.x-k8s.io/node": "fake"}}})
-    assert not is_simulated({"metadata": {"annotations": {}}})
-    assert not is_simulated(node("a"))
+    assert is_simulated({"kwok.x-k8s.io/node": "fake"})
+    assert not is_simulated({})
+    assert not is_simulated(None)
+    assert not is_simulated(node("a")["metadata"].get("annotations"))

@@ -1,15 +1,16 @@
-"""The pure parts of the image purge: reference aliases, the simulated cache edit, reading `ctr images ls`, and the
-cache-purge agent's DaemonSet."""
+"""The image purge: its pure parts (reference aliases, the simulated cache edit, reading `ctr images ls`, the
+cache-purge agent's DaemonSet) and the purger's answers through a fake ClusterIO."""
 
 from __future__ import annotations
 
 import json
-import types
 
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from startbench import purge
+from startbench.core import purge
+from startbench.core.reference import aliases, normalize
+from startbench.runtime.purger import purge_image
 
 D_BASE = "sha256:5c6fe74a5f6cea2e5625581999726906733c53abd960c87693568336046234a1"
 D_PAUSE = "sha256:9498e72d71e8982098bedf6f7b6312416573c222b53da4fecc5913a43027b5cf"
@@ -29,20 +30,20 @@ BASE = "127.0.0.1:5000/startbench/base:bookworm"
 
 # --- references
 def test_normalize_spells_references_as_containerd_stores_them():
-    assert purge.normalize("busybox") == "docker.io/library/busybox:latest"
-    assert purge.normalize("library/busybox:1.36") == "docker.io/library/busybox:1.36"
-    assert purge.normalize("user/app") == "docker.io/user/app:latest"
-    assert purge.normalize("ghcr.io/a/b") == "ghcr.io/a/b:latest"
-    assert purge.normalize("localhost/a") == "localhost/a:latest"
-    assert purge.normalize(BASE) == BASE
-    assert purge.normalize(f"127.0.0.1:5000/x@{D_BASE}") == f"127.0.0.1:5000/x@{D_BASE}"
+    assert normalize("busybox") == "docker.io/library/busybox:latest"
+    assert normalize("library/busybox:1.36") == "docker.io/library/busybox:1.36"
+    assert normalize("user/app") == "docker.io/user/app:latest"
+    assert normalize("ghcr.io/a/b") == "ghcr.io/a/b:latest"
+    assert normalize("localhost/a") == "localhost/a:latest"
+    assert normalize(BASE) == BASE
+    assert normalize(f"127.0.0.1:5000/x@{D_BASE}") == f"127.0.0.1:5000/x@{D_BASE}"
 
 
 def test_aliases_of_a_reference_with_tag_and_digest_include_its_digest_and_tag_forms():
     ref = f"127.0.0.1:5000/startbench/base:bookworm@{D_BASE}"
-    assert purge.aliases(ref) == [ref, f"127.0.0.1:5000/startbench/base@{D_BASE}", BASE]
-    assert purge.aliases(BASE) == [BASE]
-    assert purge.aliases(f"127.0.0.1:5000/startbench/base@{D_BASE}") == [f"127.0.0.1:5000/startbench/base@{D_BASE}"]
+    assert aliases(ref) == [ref, f"127.0.0.1:5000/startbench/base@{D_BASE}", BASE]
+    assert aliases(BASE) == [BASE]
+    assert aliases(f"127.0.0.1:5000/startbench/base@{D_BASE}") == [f"127.0.0.1:5000/startbench/base@{D_BASE}"]
 
 
 # --- the simulated node's cache annotation
@@ -141,15 +142,15 @@ def test_daemonset_is_root_without_capabilities_and_asks_little():
 
 
 # --- purge_image without an agent
-class _NoAgentCore:
-    def list_namespaced_pod(self, namespace, label_selector, field_selector):
-        assert label_selector == purge.SELECTOR and "spec.nodeName=gpu-1" in field_selector
-        return types.SimpleNamespace(items=[])
+class _NoAgentIO:
+    def running_pods_on_node(self, namespace, selector, node):
+        assert selector == purge.SELECTOR and node == "gpu-1"
+        return []
 
 
 def test_a_real_node_without_an_agent_fails_and_says_how_to_fix_it():
     for namespace in ("startbench-system", None):
-        result = purge.purge_image(_NoAgentCore(), "gpu-1", BASE, namespace, simulated=False)
+        result = purge_image(_NoAgentIO(), "gpu-1", BASE, namespace, simulated=False)
         assert not result.ok and result.how is None
         assert "gpu-1" in result.message and purge.CHART_VALUE in result.message
         assert "spec.purgeImageBeforeColdRun" in result.message

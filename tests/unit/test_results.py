@@ -6,9 +6,10 @@ import pytest
 
 import argparse
 
-from startbench import cli, results_cli
-from startbench.metrics import PHASES
-from startbench.results import CSV_COLUMNS, render, run_row
+from startbench.cli import main as cli
+from startbench.cli import results as results_cli
+from startbench.runtime.metrics import PHASES
+from startbench.core.results import CSV_COLUMNS, render, run_row
 
 RECORDS = [
     {"name": "b1-slim-n0-c1", "image": "slim", "node": "sim-gpu-00", "cache": "cold", "repetition": 1, "order": 0,
@@ -75,7 +76,7 @@ def test_unknown_format():
 
 
 def test_subcommand_is_registered():
-    assert ("results", "startbench.results_cli") in cli.SUBCOMMANDS
+    assert ("results", "startbench.cli.results") in cli.SUBCOMMANDS
     parser = argparse.ArgumentParser()
     results_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["results", "b1", "--format", "csv", "-n", "team"])

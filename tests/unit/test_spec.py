@@ -5,8 +5,10 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from startbench import spec as S
-from startbench.spec import BenchmarkSpec, SpecError, image_reference_error
+from startbench.core import spec as S
+from startbench.core import reference
+from startbench.core.reference import problem as image_reference_error
+from startbench.core.spec import BenchmarkSpec, SpecError
 
 ROOT = Path(__file__).parents[2]
 CRD = yaml.safe_load((ROOT / "crds" / "benchmark.yaml").read_text())
@@ -62,9 +64,9 @@ def test_crd_limits_and_image_grammar_equal_the_operators():
     assert prop("images")["maxItems"] == S.MAX_IMAGES
     assert prop("images.[].name")["maxLength"] == S.MAX_IMAGE_NAME
     assert prop("images.[].name")["pattern"] == S.DNS_LABEL
-    assert prop("images.[].image")["maxLength"] == S.MAX_IMAGE_REFERENCE
+    assert prop("images.[].image")["maxLength"] == reference.MAX_IMAGE_REFERENCE
     rule = prop("images.[].image")["x-kubernetes-validations"][0]["rule"]
-    assert f"self.matches(r'{S.IMAGE_REFERENCE}')" == rule
+    assert f"self.matches(r'{reference.IMAGE_REFERENCE}')" == rule
     runs_rule = " ".join(r["rule"] for r in SPEC_SCHEMA["x-kubernetes-validations"])
     assert f"<= {S.MAX_RUNS}" in runs_rule
 

@@ -4,7 +4,7 @@ import statistics
 import pytest
 from hypothesis import given, strategies as st
 
-from startbench.stats import QUANTILES, quantile, summarize
+from startbench.core.stats import QUANTILES, quantile, summarize
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 

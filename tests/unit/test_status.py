@@ -3,13 +3,14 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from startbench.kubelet_events import parse_event
-from startbench.planner import plan
-from startbench.spec import BenchmarkSpec
-from startbench.status import (benchmark_phase, chunk_records, evaluate_thresholds, failed_status, get_condition,
-                               progress_status, read_chunks, run_outcome, run_record, set_condition, summaries,
+from startbench.core.kubelet_events import parse_event
+from startbench.core.planner import plan
+from startbench.core.records import chunk_records, read_chunks
+from startbench.core.spec import BenchmarkSpec
+from startbench.core.status import (benchmark_phase, evaluate_thresholds, failed_status, get_condition,
+                               progress_status, run_outcome, run_record, set_condition, summaries,
                                threshold_condition)
-from startbench.timeline import Observations, observe_event, observe_pod, read_report
+from startbench.core.timeline import Observations, observe_event, observe_pod, read_report
 
 T0 = 1_764_000_000_000.0
 NOW = "2025-11-24T16:00:00Z"

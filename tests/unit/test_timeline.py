@@ -3,9 +3,9 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from startbench.kubelet_events import parse_event
-from startbench.metrics import PHASES
-from startbench.timeline import (BOUNDARIES, Observations, build_timeline, observe_event, observe_pod,
+from startbench.core.kubelet_events import parse_event
+from startbench.runtime.metrics import PHASES
+from startbench.core.timeline import (BOUNDARIES, Observations, build_timeline, observe_event, observe_pod,
                                  read_report)
 
 T0 = 1_764_000_000_000.0

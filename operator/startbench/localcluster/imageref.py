@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 from startbench.images import manifest
-from startbench.images.reference import ImageRef, InvalidReference, parse as parse_reference
+from startbench.core.reference import ImageRef, InvalidReference, parse as parse_reference
 
 
 class RegistryError(Exception):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from startbench.core.contracts import SIM_CACHED_IMAGES, SIMULATED_NODE_ANNOTATION
+
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 PULL_BANDWIDTH = "sim.startbench.dev/pull-bandwidth"  # bytes per second this node pulls at, alone
-CACHED_IMAGES = "sim.startbench.dev/images"           # JSON list of image references on the node
+CACHED_IMAGES = SIM_CACHED_IMAGES                     # JSON list of image references on the node
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +62,7 @@ def node_manifest(pool: NodePool, name: str) -> dict:
             "name": name,
             "labels": labels,
             "annotations": {
-                "kwok.x-k8s.io/node": "fake",
+                SIMULATED_NODE_ANNOTATION[0]: SIMULATED_NODE_ANNOTATION[1],
                 "node.alpha.kubernetes.io/ttl": "0",
                 PULL_BANDWIDTH: str(pool.pull_bandwidth_bytes_per_s),
             },

@@ -25,6 +25,7 @@ import uuid
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from startbench.core.contracts import is_simulated
 from startbench.localcluster import imageref, nodes, stages
 from startbench.localcluster.pullmodel import PullModel, go_duration, pulled_message
 
@@ -68,7 +69,7 @@ class SimKubelet:
     # ---- nodes
     def on_node(self, kind: str, node: client.V1Node) -> None:
         annotations = node.metadata.annotations or {}
-        if annotations.get("kwok.x-k8s.io/node") != "fake":
+        if not is_simulated(annotations):
             return
         name = node.metadata.name
         with self.lock:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from startbench.stats import quantile
+from startbench.core.stats import quantile
 
 PULL_PHASES = ("waiting_to_pull", "pulling")
 START_PHASES = ("scheduling", "waiting_to_pull", "pulling", "create_start")  # to container start
@@ -220,3 +220,10 @@ def to_dict(q: Question, profiles: Sequence[ImageProfile], estimates: Sequence[E
     return {"question": dataclasses.asdict(q), "profiles": [dataclasses.asdict(p) for p in profiles],
             "estimates": [dataclasses.asdict(e) for e in estimates],
             "savings": [dataclasses.asdict(s) for s in savings(estimates)], "answer": answer(q, estimates)}
+
+
+def pods_per_node(allocatable_gpus: list[int], gpus_per_pod: int) -> int:
+    """Pods each of the benchmark's nodes fits at once: the smallest node decides (1 for CPU pods)."""
+    if gpus_per_pod <= 0 or not allocatable_gpus:
+        return 1
+    return max(1, min(allocatable_gpus) // gpus_per_pod)

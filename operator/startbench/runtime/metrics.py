@@ -13,11 +13,12 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from startbench.core.contracts import PHASES
+
 # Startup phases span milliseconds (scheduling on an idle cluster) to many minutes (a cold pull of a
 # multi-gigabyte image on a slow link).
 PHASE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600)
 
-PHASES = ("scheduling", "waiting_to_pull", "pulling", "create_start", "imports", "device_init", "first_step")
 
 RUN_LABELS = ("benchmark", "image", "framework", "variant", "node", "gpu_product", "cache")
 TRAINING_LABELS = ("benchmark", "image", "framework", "model", "node")

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from startbench.spec import BenchmarkSpec, SpecError
+from startbench.core.spec import BenchmarkSpec, SpecError
 
 MAX_NAME = 63  # pod names are label values (startbench.dev/run), so 63 characters at most
 
@@ -209,13 +209,6 @@ def _gpus(node: Mapping[str, Any]) -> int:
         return int(str(raw))
     except ValueError:
         return 0
-
-
-def is_simulated(node: Mapping[str, Any]) -> bool:
-    """Whether a node is simulated (KWOK: annotation kwok.x-k8s.io/node=fake, docs/contracts.md): its pods run
-    no container, so their runs have no in-pod report."""
-    annotations = _get(node, "metadata", "annotations") or {}
-    return isinstance(annotations, Mapping) and annotations.get("kwok.x-k8s.io/node") == "fake"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from startbench.core.contracts import PHASE_BY_CAMEL, PHASE_CAMEL, PHASES, TIME_TO_FIRST_STEP
+from startbench.core.reference import problem as reference_problem
+
 # --- enums and limits (the CRD carries the same values; tests/unit/test_spec.py compares them) ---------------
 
 FRAMEWORKS = ("pytorch", "jax", "tensorflow", "none")
@@ -26,12 +29,8 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 IMAGE_SIZES = (224, 64)
 KEEP_FINISHED = ("none", "failed", "all")
 QUANTILE_NAMES = ("p50", "p90", "p99")
-# Threshold metrics: the whole create-to-first-step time, or one timeline phase (camelCase of metrics.PHASES).
-METRIC_PHASES = {
-    "scheduling": "scheduling", "waitingToPull": "waiting_to_pull", "pulling": "pulling",
-    "createStart": "create_start", "imports": "imports", "deviceInit": "device_init", "firstStep": "first_step",
-}
-THRESHOLD_METRICS = ("timeToFirstStep",) + tuple(METRIC_PHASES)
+# Threshold metrics: the whole create-to-first-step time, or one timeline phase (camelCase, contracts.PHASE_CAMEL).
+THRESHOLD_METRICS = (TIME_TO_FIRST_STEP,) + tuple(PHASE_CAMEL[p] for p in PHASES)
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -68,18 +67,7 @@ DEFAULTS: dict[str, Any] = {
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_IMAGE_NAME = 40
 
-# The image reference grammar of distribution/reference (what the kubelet and containerd accept):
-#   reference := name [ ":" tag ] [ "@" digest ];  name := [domain "/"] path-component ["/" path-component]*
-# Go's RE2 (the API server's CEL `matches`) and Python's re both accept this pattern unchanged.
-IMAGE_REFERENCE = (
-    r"^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
-    r"(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
-)
-MAX_IMAGE_REFERENCE = 512
-_IMAGE_REFERENCE = re.compile(IMAGE_REFERENCE)
+# Image references: one grammar, startbench.core.reference (the CRD's CEL rule is its IMAGE_REFERENCE).
 _DNS_LABEL = re.compile(DNS_LABEL)
 # Label keys and values (for the node selector).
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
@@ -94,30 +82,6 @@ class SpecError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"spec.{field}: {message}" if field else f"spec: {message}")
-
-
-def image_reference_error(reference: str) -> str | None:
-    """Why `reference` is not an image reference the kubelet can pull, or None when it is one."""
-    if not isinstance(reference, str) or not reference:
-        return "is empty; give an image reference such as 127.0.0.1:5000/startbench/pytorch:slim"
-    if len(reference) > MAX_IMAGE_REFERENCE:
-        return f"is {len(reference)} characters long; an image reference has at most {MAX_IMAGE_REFERENCE}"
-    if not _IMAGE_REFERENCE.match(reference):
-        hint = ""
-        if any(c.isspace() for c in reference):
-            hint = " (it contains white space)"
-        elif "://" in reference:
-            hint = " (leave out the scheme, e.g. https://)"
-        elif reference.split("@")[0].split("/")[-1].split(":")[0] != reference.split("@")[0].split("/")[-1].split(":")[0].lower():
-            hint = " (repository names must be lower case)"
-        return (f"{reference!r} is not a valid image reference{hint}; use [registry[:port]/]path[:tag][@sha256:digest], "
-                "e.g. 127.0.0.1:5000/startbench/pytorch:slim")
-    name = reference.split("@")[0]
-    if name.rfind(":") > name.rfind("/"):
-        name = name[: name.rfind(":")]  # drop the tag
-    if len(name) > 255:
-        return f"{reference!r} has a repository name longer than 255 characters"
-    return None
 
 
 # --- the typed spec ---------------------------------------------------------------------------------------------
@@ -204,8 +168,8 @@ class Threshold:
 
     @property
     def phase(self) -> str | None:
-        """The timeline phase (metrics.PHASES name) this threshold bounds; None for timeToFirstStep."""
-        return METRIC_PHASES.get(self.metric)
+        """The timeline phase (contracts.PHASES name) this threshold bounds; None for timeToFirstStep."""
+        return PHASE_BY_CAMEL.get(self.metric)
 
     def describe(self) -> str:
         scope = f" of {self.image}" if self.image else ""
@@ -249,7 +213,7 @@ class BenchmarkSpec:
         images = []
         for entry in self.images:
             if entry.build is not None and entry.name in references:
-                problem = image_reference_error(references[entry.name])
+                problem = reference_problem(references[entry.name])
                 if problem:
                     raise SpecError(f"images[{entry.name}].build", f"the built image {problem}")
                 entry = dataclasses.replace(entry, image=references[entry.name])
@@ -329,7 +293,7 @@ def _parse_image(raw: Any, i: int) -> ImageEntry:
     if has_image == has_build:
         raise SpecError(f, "give exactly one of `image` (a reference to run) or `build` (an image the operator builds)")
     if has_image:
-        problem = image_reference_error(entry["image"])
+        problem = reference_problem(entry["image"])
         if problem:
             raise SpecError(f"{f}.image", problem)
         if entry.get("framework") is None:

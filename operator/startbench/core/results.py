@@ -14,7 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from startbench.metrics import PHASES
+from startbench.core.contracts import PHASES
 
 FORMATS = ("table", "json", "csv")
 CSV_COLUMNS = (

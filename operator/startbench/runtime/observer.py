@@ -17,11 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from startbench.kubelet_events import parse_event
-from startbench.manifests import ANNOTATION_CREATED_MS, LABEL_BENCHMARK
-from startbench.timeline import Observations, _rfc3339_ms, observe_event, observe_pod
+from startbench.core.kubelet_events import parse_event
+from startbench.core.contracts import ANNOTATION_CREATED_MS, ANNOTATION_OBSERVATIONS, LABEL_BENCHMARK
+from startbench.core.timeline import Observations, _rfc3339_ms, observe_event, observe_pod
 
-ANNOTATION_OBSERVATIONS = "startbench.dev/observations"
 EARLY_EVENT_SECONDS = 60.0
 EARLY_EVENT_LIMIT = 10_000
 

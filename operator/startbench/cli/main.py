@@ -10,12 +10,12 @@ import sys
 # only when listed here, so a missing optional dependency breaks one subcommand,
 # not the whole tool.
 SUBCOMMANDS: list[tuple[str, str]] = [
-    ("cluster", "startbench.localcluster.cli"),
-    ("images", "startbench.images.cli"),
-    ("operator", "startbench.operator_cli"),
-    ("compare-host", "startbench.comparehost"),
-    ("results", "startbench.results_cli"),
-    ("capacity", "startbench.capacity_cli"),
+    ("cluster", "startbench.cli.cluster"),
+    ("images", "startbench.cli.images"),
+    ("operator", "startbench.cli.operator"),
+    ("compare-host", "startbench.cli.compare_host"),
+    ("results", "startbench.cli.results"),
+    ("capacity", "startbench.cli.capacity"),
 ]
 
 

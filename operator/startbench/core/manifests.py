@@ -1,6 +1,6 @@
 """Kubernetes objects the operator creates, as plain dicts. Pure: no client, no clock (the caller passes time).
 
-`pod_manifest` makes one run's pod; `records_configmap` one chunk of run records (status.py makes the chunks).
+`pod_manifest` makes one run's pod (records.py makes the records ConfigMaps).
 Names, labels and annotations follow docs/contracts.md.
 """
 
@@ -10,23 +10,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from startbench import GROUP, VERSION
-from startbench.planner import Run
-from startbench.spec import BenchmarkSpec
+from startbench.core.contracts import (ANNOTATION_AFTER, ANNOTATION_CREATED_MS, ANNOTATION_NODE, ANNOTATION_REPETITION,
+                                         CONTAINER, GROUP, KIND, LABEL_BENCHMARK, LABEL_CACHE, LABEL_IMAGE, LABEL_RUN,
+                                         MANAGED_BY, RUN_UID, VERSION)
+from startbench.core.planner import Run
+from startbench.core.spec import BenchmarkSpec
 
-CONTAINER = "workload"
-RUN_UID = 1000
-MANAGED_BY = ("app.kubernetes.io/managed-by", "startbench")
-LABEL_BENCHMARK = f"{GROUP}/benchmark"
-LABEL_RUN = f"{GROUP}/run"
-LABEL_IMAGE = f"{GROUP}/image"
-LABEL_CACHE = f"{GROUP}/cache"
-LABEL_RECORDS = f"{GROUP}/records"
-ANNOTATION_CREATED_MS = f"{GROUP}/created-ms"
-ANNOTATION_NODE = f"{GROUP}/node"
-ANNOTATION_REPETITION = f"{GROUP}/repetition"
-ANNOTATION_AFTER = f"{GROUP}/after"
-RECORDS_KEY = "records.json"
 # Pull policy by the cache state asked for: a cold run makes the kubelet go to the registry even when the image is
 # on the node (only a purge before the run makes it truly cold); a warm run uses the copy on the node.
 PULL_POLICY = {"cold": "Always", "warm": "IfNotPresent"}
@@ -46,7 +35,7 @@ class BenchmarkRef:
         return cls(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
     def owner_reference(self) -> dict[str, Any]:
-        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Benchmark", "name": self.name, "uid": self.uid,
+        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": self.name, "uid": self.uid,
                 "controller": True, "blockOwnerDeletion": True}
 
 
@@ -144,26 +133,3 @@ def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created
 def run_selector(benchmark: str) -> str:
     """Label selector for every run pod of a benchmark (for a list or a watch)."""
     return f"{LABEL_BENCHMARK}={benchmark},{MANAGED_BY[0]}={MANAGED_BY[1]}"
-
-
-def records_configmap_name(benchmark: str, index: int) -> str:
-    """Name of the index-th records ConfigMap: `{benchmark}-records-{index}` (benchmark names are <= 253 chars;
-    the suffix is short enough that a valid benchmark name gives a valid ConfigMap name up to index 9999)."""
-    suffix = f"-records-{index}"
-    return benchmark[: 253 - len(suffix)] + suffix
-
-
-def records_configmap(benchmark: BenchmarkRef, index: int, chunk: str) -> dict[str, Any]:
-    """A ConfigMap holding one chunk of run records (a JSON array, see status.chunk_records)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": records_configmap_name(benchmark.name, index),
-            "namespace": benchmark.namespace,
-            "labels": {MANAGED_BY[0]: MANAGED_BY[1], LABEL_BENCHMARK: benchmark.name, LABEL_RECORDS: "true"},
-            "annotations": {f"{GROUP}/chunk": str(index)},
-            "ownerReferences": [benchmark.owner_reference()],
-        },
-        "data": {RECORDS_KEY: chunk},
-    }

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from startbench.images import manifest
-from startbench.images.reference import InvalidReference, parse
+from startbench.core.reference import InvalidReference, parse
 from startbench.images.registry_api import RegistryAPIError, fetch_manifest
-from startbench.spec import ImageEntry
+from startbench.core.spec import ImageEntry
 
 TIMEOUT_S = 10.0  # per request: a registry that does not answer delays the first runs by this, a few times
 

@@ -18,8 +18,9 @@ def add_parser(subparsers) -> None:
 def _run(args) -> int:
     import logging
 
-    from startbench import config, handlers  # noqa: F401  (registers the handlers)
-    from startbench.metrics import Metrics
+    from startbench.runtime import config
+    from startbench.runtime import handlers  # noqa: F401  (registers the handlers)
+    from startbench.runtime.metrics import Metrics
 
     try:
         cfg = config.load()

@@ -6,7 +6,7 @@ Pieces, each safe to call again with the same input (same output, so a patch app
 - `run_record(run, obs, report, outcome)`: the compact per-run record kept in the records ConfigMaps.
 - `summaries(records)`, `evaluate_thresholds(spec, records)`: per image x cache x metric statistics and checks.
 - `benchmark_phase(...)`, `set_condition(...)`, `progress_status(...)`: the status fields and conditions.
-- `chunk_records(records, max_bytes)` / `read_chunks(texts)`: records split into ConfigMap-sized JSON arrays.
+Records in ConfigMap-sized chunks are records.py.
 
 Conditions (metav1.Condition shape): `Running` (runs in flight or pending), `Complete` (every run ended),
 `ThresholdsMet` (True/False once complete, Unknown before or without data), `Failed` (True when the benchmark
@@ -16,16 +16,15 @@ cannot run at all or every run failed; its message says what to change).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from startbench.kubelet_events import failure_hint, parse_event
-from startbench.metrics import PHASES
-from startbench.planner import Run
-from startbench.spec import METRIC_PHASES, BenchmarkSpec
-from startbench.stats import summarize
-from startbench.timeline import FATAL_WAITING, Observations, ReportView, build_timeline
+from startbench.core.kubelet_events import failure_hint, parse_event
+from startbench.core.planner import Run
+from startbench.core.contracts import PHASE_BY_CAMEL, PHASE_CAMEL, PHASES, TIME_TO_FIRST_STEP
+from startbench.core.spec import BenchmarkSpec
+from startbench.core.stats import summarize
+from startbench.core.timeline import FATAL_WAITING, Observations, ReportView, build_timeline
 
 SUCCEEDED, FAILED = "Succeeded", "Failed"
 # Benchmark phases (status.phase).
@@ -34,9 +33,7 @@ BENCHMARK_PHASES = (PENDING, BUILDING, RUNNING, SUCCEEDED, PARTIALLY_FAILED, FAI
 # Condition types.
 COND_RUNNING, COND_COMPLETE, COND_THRESHOLDS, COND_FAILED = "Running", "Complete", "ThresholdsMet", "Failed"
 # Summary metrics: the total, then each phase (camelCase, as in the spec's thresholds).
-PHASE_METRIC = {v: k for k, v in METRIC_PHASES.items()}
-SUMMARY_METRICS = ("timeToFirstStep",) + tuple(PHASE_METRIC[p] for p in PHASES)
-DEFAULT_CHUNK_BYTES = 900_000  # a ConfigMap holds at most 1 MiB, metadata included
+SUMMARY_METRICS = (TIME_TO_FIRST_STEP,) + tuple(PHASE_CAMEL[p] for p in PHASES)
 
 
 # --- one run's outcome ------------------------------------------------------------------------------------------
@@ -55,7 +52,7 @@ def run_outcome(obs: Observations, report: ReportView | None, now_ms: float, tim
     `timeout_seconds` of its creation ends here as Failed, with what it was waiting for.
 
     `expects_report`: False for framework `none` (the image's own entry point writes no report).
-    `simulated`: the node is simulated (KWOK, planner.is_simulated) and runs no container, so no report can
+    `simulated`: the node is simulated (KWOK, contracts.is_simulated) and runs no container, so no report can
     exist; such a run succeeds on exit 0 and says so, its timeline ending at container start."""
     if obs.fatal_event or obs.waiting_reason in FATAL_WAITING:
         reason = obs.waiting_reason if obs.waiting_reason in FATAL_WAITING else (obs.fatal_event or "Failed").split(":")[0]
@@ -156,7 +153,7 @@ def _metric_seconds(record: Mapping[str, Any], metric: str) -> float | None:
     if metric == "timeToFirstStep":
         ms = record.get("timeToFirstStepMs")
         return None if ms is None else ms / 1000.0
-    phase = (record.get("timeline") or {}).get("phases", {}).get(METRIC_PHASES[metric])
+    phase = (record.get("timeline") or {}).get("phases", {}).get(PHASE_BY_CAMEL[metric])
     if not phase or "covers" in phase:  # absent, or merged with a neighbour: not this phase alone
         return None
     return phase["ms"] / 1000.0
@@ -330,54 +327,3 @@ def failed_status(conditions: Sequence[Mapping[str, Any]] | None, reason: str, m
     conds = set_condition(conditions, COND_FAILED, "True", reason, message, generation, now)
     conds = set_condition(conds, COND_RUNNING, "False", reason, "the benchmark cannot run", generation, now)
     return {"phase": FAILED, "observedGeneration": generation, "message": message[:1000], "conditions": conds}
-
-
-# --- records in ConfigMap-sized chunks ------------------------------------------------------------------------
-
-def _record_key(r: Mapping[str, Any]) -> tuple:
-    return (r.get("finishedMs") or 0, r.get("order", 0), r["name"])
-
-
-def chunk_records(records: Iterable[Mapping[str, Any]], max_bytes: int = DEFAULT_CHUNK_BYTES) -> list[str]:
-    """Records as JSON arrays of at most `max_bytes` UTF-8 bytes each, in finishing order.
-
-    A later record of the same run replaces an earlier one. Finishing order keeps earlier chunks unchanged
-    as runs end, so usually only the last ConfigMap needs an update. Raises ValueError for a record larger
-    than `max_bytes` on its own.
-    """
-    latest: dict[str, Mapping[str, Any]] = {}
-    for r in records:
-        latest[r["name"]] = r
-    chunks: list[str] = []
-    current: list[str] = []
-    size = 2  # the brackets
-    for r in sorted(latest.values(), key=_record_key):
-        text = json.dumps(r, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-        n = len(text.encode("utf-8"))
-        if n + 2 > max_bytes:
-            raise ValueError(f"run record {r['name']!r} is {n} bytes, more than a chunk of {max_bytes} bytes")
-        if current and size + 1 + n > max_bytes:
-            chunks.append("[" + ",".join(current) + "]")
-            current, size = [], 2
-        size += n + (1 if current else 0)
-        current.append(text)
-    if current:
-        chunks.append("[" + ",".join(current) + "]")
-    return chunks
-
-
-def read_chunks(texts: Iterable[str]) -> list[dict[str, Any]]:
-    """Records back from chunks (any order, duplicates allowed: the one that finished last wins), sorted by
-    plan order. Chunks that do not parse are skipped."""
-    latest: dict[str, dict[str, Any]] = {}
-    for text in texts:
-        try:
-            items = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            continue
-        for r in items if isinstance(items, list) else ():
-            if isinstance(r, dict) and isinstance(r.get("name"), str):
-                old = latest.get(r["name"])
-                if old is None or _record_key(r) >= _record_key(old):
-                    latest[r["name"]] = r
-    return sorted(latest.values(), key=lambda r: (r.get("order", 0), r["name"]))

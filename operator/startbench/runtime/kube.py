@@ -1,10 +1,13 @@
-"""The operator's reads and writes to the Kubernetes API (the official client, synchronous). No maths here:
-callers decide, this module does the I/O and turns API errors into results they can act on."""
+"""The one seam between startbench and the Kubernetes API: every read and write of the operator and of the
+command line goes through ClusterIO (the official client, synchronous). No maths here: callers decide, this
+module does the I/O and turns API errors into results they can act on. A unit test replaces it with a fake
+(tests/unit/fakes.py) that keeps the same methods."""
 
 from __future__ import annotations
 
 import datetime
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,16 +15,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from startbench import GROUP, VERSION
-from startbench.manifests import LABEL_BENCHMARK, LABEL_RECORDS, RECORDS_KEY, BenchmarkRef, records_configmap
+from startbench.core.contracts import COMPONENT, GROUP, KIND, LABEL_BENCHMARK, LABEL_RECORDS, PLURAL, RECORDS_KEY, VERSION
+from startbench.core.manifests import BenchmarkRef
+from startbench.core.records import records_configmap
 
-log = logging.getLogger("startbench.kube")
-PLURAL = "benchmarks"
-COMPONENT = "startbench-operator"
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+log = logging.getLogger("startbench.runtime.kube")
 
 
 class ClusterIO:
@@ -42,6 +40,35 @@ class ClusterIO:
         except ApiException:
             return {}, {}
         return dict(meta.labels or {}), dict(meta.annotations or {})
+
+    def node_annotations(self, name: str) -> tuple[dict[str, str], str]:
+        """(annotations, resourceVersion) of a node; raises ApiException when it cannot be read."""
+        meta = self.core.read_node(name).metadata
+        return dict(meta.annotations or {}), meta.resource_version
+
+    def patch_node_annotations(self, name: str, annotations: Mapping[str, str], resource_version: str) -> bool:
+        """Set annotations on a node if it is still at `resource_version`; False when it changed meanwhile (409)."""
+        try:
+            self.core.patch_node(name, {"metadata": {"resourceVersion": resource_version,
+                                                     "annotations": dict(annotations)}})
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def allocatable_gpus(self, names: Sequence[str]) -> list[int]:
+        """Allocatable nvidia.com/gpu of each node that still exists (a gone node is left out)."""
+        out = []
+        for name in names:
+            try:
+                node = self.core.read_node(name)
+            except ApiException as err:
+                if err.status == 404:
+                    continue
+                raise
+            out.append(int((node.status.allocatable or {}).get("nvidia.com/gpu", "0")))
+        return out
 
     # --- pods
     def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> str | None:
@@ -69,15 +96,50 @@ class ClusterIO:
             if err.status != 404:
                 log.warning("could not annotate pod %s/%s: %s", namespace, name, err.reason)
 
-    def list_run_pods(self, namespace: str, benchmark: str) -> list[dict[str, Any]]:
-        pods = self.core.list_namespaced_pod(namespace, label_selector=f"{LABEL_BENCHMARK}={benchmark}")
-        return self.api.sanitize_for_serialization(pods).get("items", [])
+    def running_pods_on_node(self, namespace: str, selector: str, node: str) -> list[str]:
+        """Names of the running pods matching `selector` on `node` (not being deleted)."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=selector,
+                                             field_selector=f"spec.nodeName={node},status.phase=Running").items
+        return [p.metadata.name for p in pods if not p.metadata.deletion_timestamp]
+
+    def exec_in_pod(self, namespace: str, pod: str, container: str, command: Sequence[str],
+                    timeout_s: float) -> tuple[int, str, str]:
+        """Run `command` in a container; (exit code, stdout, stderr). When the API server could not run it at all
+        (it cannot reach the node's kubelet, say), the exit code is -1 and stderr says why; 124 on timeout."""
+        from kubernetes.stream import stream
+        from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+        from startbench.core.purge import exit_status
+        ws = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                    command=list(command), stdin=False, stdout=True, stderr=True, tty=False, _preload_content=False)
+        out, err, status = [], [], []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while ws.is_open() and time.monotonic() < deadline:
+                ws.update(timeout=1)
+                out.append(ws.read_stdout() or "")
+                err.append(ws.read_stderr() or "")
+                status.append(ws.read_channel(ERROR_CHANNEL) or "")
+            if ws.is_open():
+                return 124, "".join(out), "".join(err) + f"\ntimed out after {timeout_s:.0f}s"
+            out.append(ws.read_stdout() or "")
+            err.append(ws.read_stderr() or "")
+            status.append(ws.read_channel(ERROR_CHANNEL) or "")
+        finally:
+            ws.close()
+        code, stderr = exit_status("".join(status), "".join(err))
+        return code, "".join(out), stderr
 
     # --- run records (ConfigMaps owned by the Benchmark)
-    def read_records(self, namespace: str, benchmark: str) -> list[str]:
-        maps = self.core.list_namespaced_config_map(
-            namespace, label_selector=f"{LABEL_BENCHMARK}={benchmark},{LABEL_RECORDS}=true")
-        return [(m.data or {}).get(RECORDS_KEY, "[]") for m in maps.items]
+    def read_records(self, namespace: str, benchmark: str, names: Sequence[str] = ()) -> list[str]:
+        """The records chunks of a benchmark: of the ConfigMaps `names` when given (a missing one raises the
+        API's 404), else of every ConfigMap labelled as its records."""
+        if names:
+            maps = [self.core.read_namespaced_config_map(n, namespace) for n in names]
+        else:
+            maps = self.core.list_namespaced_config_map(
+                namespace, label_selector=f"{LABEL_BENCHMARK}={benchmark},{LABEL_RECORDS}=true").items
+        return [(m.data or {}).get(RECORDS_KEY, "[]") for m in maps]
 
     def write_records(self, ref: BenchmarkRef, chunks: Sequence[str], previous: Sequence[str]) -> list[str]:
         """Create or replace the records ConfigMaps for `chunks`, skipping the ones that did not change.
@@ -103,6 +165,7 @@ class ClusterIO:
             GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": dict(status)})
 
     def get_benchmark(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Benchmark as a dict; None when there is none of that name."""
         try:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as err:
@@ -115,7 +178,7 @@ class ClusterIO:
         now = datetime.datetime.now(datetime.timezone.utc)
         body = client.CoreV1Event(
             metadata=client.V1ObjectMeta(name=f"{ref.name}.{uuid.uuid4().hex[:16]}", namespace=ref.namespace),
-            involved_object=client.V1ObjectReference(api_version=f"{GROUP}/{VERSION}", kind="Benchmark",
+            involved_object=client.V1ObjectReference(api_version=f"{GROUP}/{VERSION}", kind=KIND,
                                                      name=ref.name, namespace=ref.namespace, uid=ref.uid),
             reason=reason, message=message[:1024], type=type_, count=1, first_timestamp=now, last_timestamp=now,
             source=client.V1EventSource(component=COMPONENT), reporting_component=COMPONENT,

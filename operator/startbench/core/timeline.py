@@ -43,13 +43,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from startbench.kubelet_events import FactKind, KubeletFact
-from startbench.metrics import PHASES
+from startbench.core.kubelet_events import FactKind, KubeletFact
+from startbench.core.contracts import CONTAINER, PHASES
 
 BOUNDARIES = ("created", "scheduled", "pull_started", "pulled", "container_started", "framework_imported",
               "device_ready", "first_step")
 REPORT_MARKS = ("framework_imported", "device_ready", "first_step")
-CONTAINER = "workload"
 # Waiting reasons of the container that end a run at once (the kubelet would only retry with back-off).
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError")

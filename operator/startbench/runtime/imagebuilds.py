@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from startbench.config import Config
-from startbench.metrics import Metrics
-from startbench.spec import BenchmarkSpec
+from startbench.runtime.config import Config
+from startbench.runtime.metrics import Metrics
+from startbench.core.spec import BenchmarkSpec
 
 Progress = Callable[[str], None]
 

@@ -16,10 +16,10 @@ import threading
 
 import kopf
 
-from startbench import GROUP, VERSION, config as config_module
-from startbench.manifests import LABEL_BENCHMARK
-from startbench.metrics import Metrics
-from startbench.observer import Observer, now_ms
+from startbench.core.contracts import FINALIZER, GROUP, LABEL_BENCHMARK, PLURAL, VERSION
+from startbench.runtime import config as config_module
+from startbench.runtime.metrics import Metrics
+from startbench.runtime.observer import Observer, now_ms
 
 STEP_SECONDS = 0.5
 
@@ -34,9 +34,9 @@ def on_login(**kwargs) -> kopf.ConnectionInfo | None:
 def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) -> None:
     from kubernetes import client, config as kube_config
 
-    from startbench.kube import ClusterIO
+    from startbench.runtime.kube import ClusterIO
 
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
     settings.posting.level = logging.INFO
@@ -70,7 +70,7 @@ def _image_builder(cfg, metrics):
         import docker  # noqa: F401
     except ImportError:
         return None
-    from startbench import imagebuilds
+    from startbench.runtime import imagebuilds
     return imagebuilds.builder(cfg, metrics)
 
 
@@ -91,15 +91,15 @@ def on_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> Non
 def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
     arrival = now_ms()
     if type is None:  # the initial listing after a (re)start: the event happened before we looked
-        from startbench.timeline import _rfc3339_ms
+        from startbench.core.timeline import _rfc3339_ms
         arrival = _rfc3339_ms(body.get("eventTime") or body.get("lastTimestamp") or body.get("firstTimestamp")) or arrival
     memo.observer.on_event(dict(body.get("involvedObject") or {}), body.get("reason"), body.get("message"), arrival)
 
 
-@kopf.daemon(GROUP, VERSION, "benchmarks", cancellation_timeout=10.0, when=served)
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0, when=served)
 def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger, **_) -> None:
-    from startbench.imageinspect import describe
-    from startbench.reconciler import BenchmarkReconciler
+    from startbench.runtime.imageinspect import describe
+    from startbench.runtime.reconciler import BenchmarkReconciler
 
     reconciler = BenchmarkReconciler(memo.io, memo.observer, memo.metrics, memo.config, build_images=memo.builder,
                                      describe_image=describe)
@@ -118,7 +118,7 @@ def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
         memo.metrics.benchmarks_active.dec()
 
 
-@kopf.on.delete(GROUP, VERSION, "benchmarks", optional=True, when=served)
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, when=served)
 def on_benchmark_delete(body: kopf.Body, memo: kopf.Memo, **_) -> None:
     memo.observer.forget_benchmark(body["metadata"]["namespace"], body["metadata"]["name"])
 

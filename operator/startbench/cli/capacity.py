@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 
-from startbench import capacity
-from startbench.results_cli import load
+from startbench.core import capacity
+from startbench.cli.kubeaccess import add_arguments, load
 
 CACHES = ("cold", "warm", "both")
 
@@ -21,8 +21,7 @@ CACHES = ("cold", "warm", "both")
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("capacity", help="estimate how long many pods of each image take to start",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", help="the Benchmark whose runs to learn from")
-    p.add_argument("-n", "--namespace", help="its namespace (default: the kubeconfig context's, else default)")
+    add_arguments(p)
     p.add_argument("--pods", type=int, required=True, help="how many pods to start at once")
     p.add_argument("--nodes", type=int, help="nodes to start them on (default: the nodes the benchmark ran on)")
     p.add_argument("--pods-per-node", type=int,
@@ -32,37 +31,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache", choices=CACHES, default="both", help="which starts to estimate (default: both)")
     p.add_argument("--image", action="append", help="only this spec.images entry (repeatable; default: all)")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
     p.set_defaults(func=run)
-
-
-def pods_per_node(allocatable_gpus: list[int], gpus_per_pod: int) -> int:
-    """Pods each of the benchmark's nodes fits at once: the smallest node decides (1 for CPU pods)."""
-    if gpus_per_pod <= 0 or not allocatable_gpus:
-        return 1
-    return max(1, min(allocatable_gpus) // gpus_per_pod)
-
-
-def _allocatable_gpus(api, nodes: list[str]) -> list[int]:
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-    core, out = client.CoreV1Api(api), []
-    for name in nodes:
-        try:
-            node = core.read_node(name)
-        except ApiException as exc:
-            if exc.status == 404:
-                continue  # gone since the benchmark ran
-            raise
-        out.append(int((node.status.allocatable or {}).get("nvidia.com/gpu", "0")))
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
     loaded = load(args, "capacity")
     if loaded is None:
         return 1
-    api, namespace, benchmark, records = loaded
+    io, namespace, benchmark, records = loaded
     spec, status = benchmark.get("spec") or {}, benchmark.get("status") or {}
     ran_on = list(status.get("nodes") or [])
     images = args.image or [e["name"] for e in spec.get("images") or []]
@@ -73,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         per_node = args.pods_per_node
         if per_node is None:
             gpus_per_pod = int((spec.get("nodes") or {}).get("gpusPerPod", 1))
-            per_node = pods_per_node(_allocatable_gpus(api, ran_on), gpus_per_pod)
+            per_node = capacity.pods_per_node(io.allocatable_gpus(ran_on), gpus_per_pod)
         question = capacity.Question(args.pods, nodes, per_node, args.registry_bandwidth)
         profiles = [capacity.profile(image, records) for image in images]
         caches = ("cold", "warm") if args.cache == "both" else (args.cache,)

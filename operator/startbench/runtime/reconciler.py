@@ -1,0 +1,374 @@
+"""One Benchmark's reconcile step: re-derive where the benchmark stands from the cluster (its pods, its
+records) and move it forward: record the runs that ended, start the runs that may start, write the status.
+
+The step is idempotent: it keeps nothing a restart would need. Runs are recorded (records ConfigMaps)
+before their pods are deleted, pods have deterministic names, and a record is keyed by its run's name, so a
+step repeated after a crash records each run once and creates no second pod for a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from startbench.core import status as st
+from startbench.runtime.config import Config
+from startbench.core.manifests import BenchmarkRef, pod_manifest
+from startbench.runtime.metrics import Metrics
+from startbench.core.contracts import ANNOTATION_OBSERVATIONS, is_simulated
+from startbench.runtime.observer import Observer, PodEntry, now_ms, serialize
+from startbench.core.planner import PlanError, Run, RunState, next_runs, plan, select_nodes
+from startbench.core.records import RecordBook
+from startbench.runtime.purger import purge_image
+from startbench.core.spec import BenchmarkSpec, ImageEntry, SpecError
+from startbench.core.timeline import Observations, read_report
+
+log = logging.getLogger("startbench.runtime.reconciler")
+TERMINAL = (st.SUCCEEDED, st.PARTIALLY_FAILED, st.FAILED)
+CREATE_WORKERS = 16  # concurrent pod creations (the API client's connection pool holds 32)
+
+
+@dataclasses.dataclass
+class Step:
+    finished: bool
+    status: dict[str, Any]
+
+
+@dataclasses.dataclass
+class _StepContext:
+    """What one step knows, filled in as its named steps go."""
+    ref: BenchmarkRef
+    body: Mapping[str, Any]
+    status: dict[str, Any]
+    spec: BenchmarkSpec
+    nodes: list[str] = dataclasses.field(default_factory=list)
+    runs: list[Run] = dataclasses.field(default_factory=list)
+    book: RecordBook = dataclasses.field(default_factory=RecordBook)
+    pods: dict[str, PodEntry] = dataclasses.field(default_factory=dict)
+    now: float = 0.0
+    states: dict[str, RunState] = dataclasses.field(default_factory=dict)
+    recorded: list[tuple[Run, dict]] = dataclasses.field(default_factory=list)  # this step's new records
+    patch: dict[str, Any] = dataclasses.field(default_factory=dict)             # status fields beside progress
+
+    def __post_init__(self):
+        self.images: dict[str, Any] = dict(self.status.get("images") or {})
+
+    @property
+    def generation(self) -> int:
+        return self.body["metadata"].get("generation", 1)
+
+
+class BenchmarkReconciler:
+    """Drives one Benchmark; `step(body)` is called in a loop by the Kopf daemon until it returns finished."""
+
+    def __init__(self, io, observer: Observer, metrics: Metrics, config: Config,
+                 build_images: Callable[[BenchmarkRef, BenchmarkSpec, Callable[[str], None]], dict] | None = None,
+                 describe_image: Callable[[ImageEntry], dict] | None = None,
+                 clock_ms: Callable[[], float] = now_ms):
+        self.io, self.observer, self.metrics, self.config = io, observer, metrics, config
+        self.build_images = build_images
+        self.describe_image = describe_image
+        self.images_published = False
+        self.clock_ms = clock_ms
+        self.book: RecordBook | None = None  # the run records, read once, then kept up to date here
+        self.created: dict[str, float] = {}  # runs this process created and has not seen on the watch yet
+        self.announced: set[str] = set()
+        self.node_meta: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+
+    # --- helpers
+    def _load_records(self, ref: BenchmarkRef) -> RecordBook:
+        if self.book is None:
+            self.book = RecordBook(self.io.read_records(ref.namespace, ref.name))
+        return self.book
+
+    def _fail(self, ref, body, reason: str, message: str) -> Step:
+        status = body.get("status") or {}
+        out = st.failed_status(status.get("conditions"), reason, message, body["metadata"].get("generation", 1),
+                               _now())
+        out["finishedAt"] = _now()
+        self.io.patch_status(ref, out)
+        self.io.event(ref, "Warning", reason, message)
+        return Step(True, out)
+
+    def _node(self, name: str) -> tuple[dict[str, str], dict[str, str]]:
+        if name not in self.node_meta:
+            self.node_meta[name] = self.io.node_metadata(name)
+        return self.node_meta[name]
+
+    def _simulated(self, node: str) -> bool:
+        """KWOK nodes run no container: their runs end at container start, with no in-pod report."""
+        return is_simulated(self._node(node)[1])
+
+    def _labels(self, spec: BenchmarkSpec, ref: BenchmarkRef, run: Run, record: Mapping[str, Any]) -> dict[str, str]:
+        node = record.get("node") or run.node
+        entry = spec.image(run.image)
+        return {"benchmark": ref.name, "image": run.image, "framework": entry.framework, "variant": entry.variant,
+                "node": node, "gpu_product": self._node(node)[0].get("nvidia.com/gpu.product", ""),
+                "cache": record.get("timeline", {}).get("cacheObserved", run.cache), "model": spec.workload.model}
+
+    def _publish_images(self, ref: BenchmarkRef, images: Mapping[str, Mapping[str, Any]]) -> None:
+        for name, image in images.items():
+            if image and image.get("reference"):
+                self.metrics.set_image(ref.name, name, image.get("framework") or "", image.get("variant") or "",
+                                       image.get("compressedBytes"), image.get("uncompressedBytes"),
+                                       image.get("layers"))
+        self.images_published = True
+
+    # --- the step: a list of named steps, each reading the cluster as the step before left it
+    def step(self, body: Mapping[str, Any]) -> Step:
+        ref = BenchmarkRef.from_body(body)
+        status = dict(body.get("status") or {})
+        if status.get("phase") in TERMINAL:
+            return Step(True, status)
+        try:
+            spec = BenchmarkSpec.from_dict(body.get("spec") or {})
+        except SpecError as err:
+            return self._fail(ref, body, "InvalidSpec", str(err))
+        ctx = _StepContext(ref, body, status, spec)
+        for prepare in (self._choose_nodes, self._build_images, self._describe_images):
+            failed = prepare(ctx)
+            if failed is not None:
+                return failed
+        self._begin_runs(ctx)
+        self._record_ended_runs(ctx)
+        self._persist_observations(ctx)
+        self._start_new_runs(ctx)
+        self._write_records(ctx)
+        self._clean_up_pods(ctx)
+        return self._write_status(ctx)
+
+    def _choose_nodes(self, ctx: "_StepContext") -> Step | None:
+        """The nodes, chosen once and kept in the status: later steps (and a restarted operator) plan from that
+        list, never from a new look at the cluster."""
+        ctx.nodes = ctx.status.get("nodes")
+        if ctx.nodes:
+            return None
+        try:
+            selection = select_nodes(ctx.spec, self.io.list_nodes())
+        except PlanError as err:
+            return self._fail(ctx.ref, ctx.body, "NoUsableNodes", str(err))
+        ctx.nodes = list(selection.nodes)
+        self.io.patch_status(ctx.ref, {"nodes": ctx.nodes, "startedAt": ctx.status.get("startedAt") or _now(),
+                                       "phase": st.RUNNING, "observedGeneration": ctx.generation})
+        skipped = f"; {len(selection.excluded)} matching node(s) excluded" if selection.excluded else ""
+        self.io.event(ctx.ref, "Normal", "Planned",
+                      f"{ctx.spec.max_runs()} runs over {len(ctx.nodes)} node(s){skipped}")
+        return None
+
+    def _build_images(self, ctx: "_StepContext") -> Step | None:
+        """Images the spec asks the operator to build: built once, their references kept in status.images."""
+        ref, spec = ctx.ref, ctx.spec.with_built_images(_references(ctx.images))
+        ctx.spec = spec
+        if not spec.unbuilt_images:
+            return None
+        if self.build_images is None:
+            return self._fail(ref, ctx.body, "ImageBuildUnavailable",
+                              "spec.images asks the operator to build images, but this operator has no Docker "
+                              "engine (set STARTBENCH_DOCKER_HOST, or enable the chart's dind builder)")
+        names = ", ".join(e.name for e in spec.unbuilt_images)
+        self.io.patch_status(ref, {"phase": st.BUILDING, "message": f"building images {names}"})
+        self.io.event(ref, "Normal", "Building", f"building images {names}")
+        try:
+            ctx.images.update(self.build_images(ref, spec, lambda m: log.info("%s: %s", ref.name, m)))
+        except Exception as err:  # ends the benchmark in the build's own words (with its log's last lines)
+            return self._fail(ref, ctx.body, "ImageBuildFailed", str(err))
+        # Kept at once, so a restarted operator does not build them again.
+        self.io.patch_status(ref, {"images": ctx.images, "message": f"built images {names}"})
+        self.io.event(ref, "Normal", "Built", f"built images {names}")
+        ctx.spec = spec.with_built_images(_references(ctx.images))
+        self.images_published = False
+        return None
+
+    def _describe_images(self, ctx: "_StepContext") -> None:
+        """Images named by reference: their manifests read once (digest, size, layers) into status.images; the
+        image metrics set from status.images (again after a restart: the metrics start empty)."""
+        unread = [e for e in ctx.spec.images if e.build is None and e.name not in ctx.images]
+        if unread and self.describe_image is not None:
+            described = {e.name: self.describe_image(e) for e in unread}
+            ctx.images.update(described)
+            self.io.patch_status(ctx.ref, {"images": ctx.images})  # once: a restarted operator does not read again
+            for name, image in described.items():
+                if image.get("message"):
+                    self.io.event(ctx.ref, "Warning", "ImageUnreadable", f"images[{name}]: {image['message']}")
+            self.images_published = False
+        if not self.images_published:
+            self._publish_images(ctx.ref, ctx.images)
+        return None
+
+    def _begin_runs(self, ctx: "_StepContext") -> None:
+        """The plan, the records so far and the pods the watch has seen, as of now."""
+        ctx.runs = plan(ctx.ref.name, ctx.spec, ctx.nodes)
+        ctx.book = self._load_records(ctx.ref)
+        ctx.pods = self.observer.pods_of(ctx.ref.namespace, ctx.ref.name)
+        ctx.now = self.clock_ms()
+        for name in [n for n in self.created if n in ctx.pods or n in ctx.book]:
+            del self.created[name]  # the watch has caught up with this creation
+
+    def _record_ended_runs(self, ctx: "_StepContext") -> None:
+        """Runs whose pods ended (or timed out, or were deleted): their records, in memory until _write_records."""
+        by_name = {r.name: r for r in ctx.runs}
+        for name, entry in ctx.pods.items():
+            run = by_name.get(name)
+            if run is None or name in ctx.book:
+                continue
+            simulated = self._simulated(entry.obs.node or run.node)
+            expects_report = ctx.spec.image(run.image).framework != "none" and not simulated
+            report = read_report(entry.obs.termination_message) if expects_report else None
+            outcome = st.run_outcome(entry.obs, report, ctx.now, ctx.spec.run_timeout_seconds,
+                                     expects_report=expects_report, deleted=entry.deleted)
+            if outcome is None:
+                continue
+            if simulated and outcome.reason == "Completed":
+                outcome = dataclasses.replace(outcome, message="simulated node (KWOK): no workload runs there, so "
+                                              "the timeline ends at container start")
+            self._record(ctx, run, st.run_record(run, entry.obs, report, outcome, ctx.now))
+
+    def _persist_observations(self, ctx: "_StepContext") -> None:
+        """Observations that changed, on their pods, so a restarted operator resumes from them."""
+        for entry in self.observer.dirty(ctx.ref.namespace, ctx.ref.name):
+            if entry.name in ctx.book:
+                continue
+            self.io.annotate_pod(ctx.ref.namespace, entry.name, {ANNOTATION_OBSERVATIONS: serialize(entry.obs)})
+            self.observer.mark_persisted(ctx.ref.namespace, entry.name, entry.obs)
+
+    def _start_new_runs(self, ctx: "_StepContext") -> None:
+        """Runs that may start now (parallelism, mode, cold before warm): purge first when asked, then create."""
+        states = ctx.states = {name: RunState.DONE for name in ctx.book.records}
+        for name, entry in ctx.pods.items():
+            if name not in ctx.book and not entry.deleted:
+                states[name] = RunState.RUNNING
+        for name in self.created:
+            states.setdefault(name, RunState.RUNNING)
+        parallelism = min(ctx.spec.parallelism, self.config.max_parallel_pods)
+        to_start = []
+        for run in next_runs(ctx.runs, states, parallelism, ctx.spec.mode):
+            if run.purge_first:  # spec.purgeImageBeforeColdRun: make the cold run truly cold
+                purged = purge_image(self.io, run.node, ctx.spec.image(run.image).reference,
+                                     self.config.purge_namespace or None, self._simulated(run.node))
+                if not purged.ok:
+                    self._record_unstarted(ctx, run, "PurgeFailed", purged.message)
+                    continue
+                log.info("%s: %s", ctx.ref.name, purged.message)
+            to_start.append(run)
+        for run, created_ms, refusal in self._create_pods(ctx.ref, ctx.spec, to_start):
+            if refusal is None:
+                self.created[run.name] = created_ms
+                states[run.name] = RunState.RUNNING
+            else:
+                self._record_unstarted(ctx, run, "PodRejected",
+                                       refusal + "; fix the spec field the message names", created_ms)
+
+    def _write_records(self, ctx: "_StepContext") -> None:
+        """The records ConfigMaps that changed this step, written once, before any pod of theirs is deleted."""
+        if not ctx.book.unwritten():
+            return
+        chunks = ctx.book.chunks()
+        ctx.patch["recordsConfigMaps"] = self.io.write_records(ctx.ref, chunks, ctx.book.written_chunks)
+        ctx.book.written(chunks)
+        for run, record in ctx.recorded:
+            self._announce(ctx.ref, ctx.spec, run, record)
+
+    def _clean_up_pods(self, ctx: "_StepContext") -> None:
+        """Pods of recorded runs, as spec.finishedPods says (pods still holding a node always go)."""
+        for name, entry in ctx.pods.items():
+            record = ctx.book.get(name)
+            if record is not None and not entry.deleted and self._should_delete(ctx.spec, entry, record, ctx.now):
+                self.io.delete_pod(ctx.ref.namespace, name)
+
+    def _write_status(self, ctx: "_StepContext") -> Step:
+        running = sum(1 for s in ctx.states.values() if s is RunState.RUNNING)
+        out = st.progress_status(ctx.spec, ctx.runs, ctx.book.values(), running, ctx.status.get("conditions"),
+                                 ctx.generation, _now())
+        out.update(ctx.patch)
+        complete = out["phase"] in TERMINAL
+        if complete:
+            out["finishedAt"] = ctx.status.get("finishedAt") or _now()
+        if _changed(ctx.status, out):
+            self.io.patch_status(ctx.ref, out)
+        if complete:
+            self._finish(ctx.ref, out)
+        return Step(complete, out)
+
+    def _record(self, ctx: "_StepContext", run: Run, record: dict) -> None:
+        ctx.book.add(record)
+        ctx.recorded.append((run, record))
+
+    def _record_unstarted(self, ctx: "_StepContext", run: Run, reason: str, message: str,
+                          created_ms: float | None = None) -> None:
+        """Record a run that ended before its pod existed (the purge failed, the API refused the pod)."""
+        at = self.clock_ms() if created_ms is None else created_ms
+        self._record(ctx, run, st.run_record(run, Observations(created_ms=at), None,
+                                             st.Outcome(st.FAILED, reason, message), at))
+        ctx.states[run.name] = RunState.DONE
+
+    def _create_pods(self, ref: BenchmarkRef, spec: BenchmarkSpec, to_start: list[Run]):
+        """Create the pods of `to_start` (in parallel when there are many: a fan-out wave should start together,
+        not one API round trip after another). Returns (run, created_ms, refusal or None) in plan order."""
+        def create(run: Run) -> tuple[Run, float, str | None]:
+            created_ms = self.clock_ms()
+            return run, created_ms, self.io.create_pod(ref.namespace, pod_manifest(ref, spec, run, int(created_ms)))
+
+        if len(to_start) <= 2:
+            return [create(run) for run in to_start]
+        with ThreadPoolExecutor(max_workers=min(CREATE_WORKERS, len(to_start))) as pool:
+            return list(pool.map(create, to_start))
+
+    def _should_delete(self, spec: BenchmarkSpec, entry: PodEntry, record: Mapping[str, Any], now: float) -> bool:
+        phase = (entry.body.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed"):
+            return True  # still holding a node (pending, backing off, timed out): never keep it
+        keep = spec.keep_finished_pods
+        if keep == "none" or (keep == "failed" and record["result"] == st.SUCCEEDED):
+            return True
+        ttl = spec.finished_pods_ttl_seconds
+        return ttl is not None and now - record.get("finishedMs", now) > ttl * 1000.0
+
+    def _announce(self, ref: BenchmarkRef, spec: BenchmarkSpec, run: Run, record: Mapping[str, Any]) -> None:
+        if run.name in self.announced:
+            return
+        self.announced.add(run.name)
+        labels = self._labels(spec, ref, run, record)
+        phases = {name: p["ms"] / 1000.0 for name, p in record["timeline"]["phases"].items()
+                  if "covers" not in p}
+        total = record.get("timeToFirstStepMs")
+        self.metrics.observe_run(labels, phases, None if total is None else total / 1000.0, record["result"],
+                                 record["reason"] if record["result"] != st.SUCCEEDED else "")
+        metrics = (record.get("report") or {}).get("metrics") or {}
+        if metrics:
+            self.metrics.set_training(labels, metrics)
+        pull = record.get("pull") or {}
+        if pull.get("seconds") and pull.get("imageSizeBytes"):
+            self.metrics.set_pull_throughput(labels["node"], run.image, pull["imageSizeBytes"] / pull["seconds"])
+        if record["result"] != st.SUCCEEDED:
+            self.io.event(ref, "Warning", f"Run{record['reason']}"[:128], f"run {run.name} on {labels['node']}: "
+                          f"{record['message']}")
+
+    def _finish(self, ref: BenchmarkRef, status: Mapping[str, Any]) -> None:
+        if "__finished__" in self.announced:
+            return
+        self.announced.add("__finished__")
+        p50 = status.get("p50TimeToFirstStepSeconds")
+        p50_text = f", p50 time to first step {p50:.2f}s" if p50 is not None else ""
+        self.io.event(ref, "Normal" if status["phase"] == st.SUCCEEDED else "Warning", f"Benchmark{status['phase']}",
+                      f"{status['succeeded']} of {status['total']} runs succeeded{p50_text}")
+        thresholds = st.get_condition(status.get("conditions"), st.COND_THRESHOLDS)
+        if thresholds and thresholds.get("status") in ("True", "False") and status.get("thresholds"):
+            self.io.event(ref, "Normal" if thresholds["status"] == "True" else "Warning",
+                          thresholds.get("reason", "Thresholds"), thresholds.get("message", ""))
+
+
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return any(old.get(k) != v for k, v in new.items())
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _references(images: Mapping[str, Any]) -> dict[str, str]:
+    """The references of the images status.images holds (built ones, and read ones)."""
+    return {k: v["reference"] for k, v in images.items() if (v or {}).get("reference")}
