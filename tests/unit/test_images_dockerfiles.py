@@ -79,3 +79,28 @@ def test_context_holds_only_what_the_dockerfile_copies(tmp_path):
     op_names = tarfile.open(fileobj=io.BytesIO(build_context(op.dockerfile, op.framework_dir,
                                                              include_package=True)[0])).getnames()
     assert "operator/startbench/images/builder.py" in op_names
+    assert "operator/startbench/runtime/handlers.py" in op_names and "operator/startbench/cli/main.py" in op_names
+    assert not [n for n in op_names if n.startswith("operator/startbench/localcluster")], \
+        "the operator image carries the development cluster"
+
+
+def test_the_operator_image_works_without_the_development_cluster(tmp_path):
+    """What the operator image holds (the package less localcluster/) imports the operator and builds the whole
+    command line, as the Dockerfile's own check does."""
+    import io
+    import subprocess
+    import sys
+    import tarfile
+
+    op = catalog.resolve("operator", "slim", "cpu")
+    data, _ = build_context(op.dockerfile, op.framework_dir, include_package=True)
+    tarfile.open(fileobj=io.BytesIO(data)).extractall(tmp_path, filter="data")
+    assert not (tmp_path / "operator/startbench/localcluster").exists()
+    check = ("import sys; sys.path.insert(0, sys.argv[1]); import startbench.runtime.handlers, startbench.cli.main; "
+             "startbench.cli.main.build_parser(); assert startbench.__file__.startswith(sys.argv[1]), startbench.__file__; "
+             "assert not [m for m in sys.modules if m.startswith('startbench.localcluster')]")
+    done = subprocess.run([sys.executable, "-I", "-c", check, str(tmp_path / "operator")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Dockerfile" in op.dockerfile.name
+    assert "rm -rf /opt/startbench/startbench/localcluster" in op.dockerfile.read_text()

@@ -14,15 +14,19 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILES = REPO_ROOT / "dockerfiles"
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".hypothesis"}
+# What the operator image leaves out of the package: the development cluster (startbench cluster ...) is not
+# the operator's, and nothing the operator imports needs it (tests/unit/test_layout.py checks runtime/).
+OPERATOR_LEAVES_OUT = ("localcluster",)
 
 
-def _add_tree(tar: tarfile.TarFile, src: Path, arcname: str) -> None:
+def _add_tree(tar: tarfile.TarFile, src: Path, arcname: str, leave_out: tuple[str, ...] = ()) -> None:
     if src.is_file():
         tar.add(src, arcname=arcname, recursive=False, filter=_normalise)
         return
     tar.add(src, arcname=arcname, recursive=False, filter=_normalise)
     for child in sorted(src.iterdir()):
-        if child.name in SKIP_DIRS or child.suffix == ".pyc" or child.name.endswith(".egg-info"):
+        if (child.name in SKIP_DIRS or child.name in leave_out or child.suffix == ".pyc"
+                or child.name.endswith(".egg-info")):
             continue
         _add_tree(tar, child, f"{arcname}/{child.name}")
 
@@ -40,8 +44,8 @@ def build_context(dockerfile: Path, framework_dir: Path, repo_root: Path = REPO_
     """(tar bytes, path of the Dockerfile inside the context).
 
     framework_dir is dockerfiles/<framework>/ (all of it goes in); the workload package always goes in
-    (operator/startbench/__init__.py and operator/startbench/workload/), the whole package only when
-    include_package (the operator image).
+    (operator/startbench/__init__.py and operator/startbench/workload/), the whole package but
+    OPERATOR_LEAVES_OUT only when include_package (the operator image).
     """
     buf = io.BytesIO()
     dockerfiles = framework_dir.parent
@@ -54,7 +58,7 @@ def build_context(dockerfile: Path, framework_dir: Path, repo_root: Path = REPO_
             _add_tree(tar, path, f"dockerfiles/{shared}")
         package = repo_root / "operator" / "startbench"
         if include_package:
-            _add_tree(tar, package, "operator/startbench")
+            _add_tree(tar, package, "operator/startbench", leave_out=OPERATOR_LEAVES_OUT)
         else:
             _add_tree(tar, package / "__init__.py", "operator/startbench/__init__.py")
             _add_tree(tar, package / "workload", "operator/startbench/workload")
