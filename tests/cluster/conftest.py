@@ -24,11 +24,6 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("cluster_last") is not None)
 
 
-def _healthy() -> bool:
-    rows = cluster.status()
-    return bool(rows) and all(r["healthy"] for r in rows if r["name"] not in ("docker_engine", "registry", "baseimage"))
-
-
 @pytest.fixture(scope="session")
 def local_cluster():
     """The running local cluster: {'kubeconfig': path}. Started here unless already running."""
@@ -36,7 +31,7 @@ def local_cluster():
     # A Docker engine and registries already running serve someone else too (a build, the docker tier): the
     # cluster uses them and leaves them running.
     docker_was_up = all(row["healthy"] for row in cluster.status() if row["name"] in ("docker_engine", "registry"))
-    if not _healthy():
+    if not cluster.control_plane_healthy():
         cluster.up(cluster.UpOptions(), progress=lambda m: print(f"[cluster] {m}", flush=True))
         started_here = True
     yield {"kubeconfig": str(paths.kubeconfig_path())}
@@ -141,3 +136,29 @@ def operator_stopped():
 @pytest.fixture
 def custom(kube_api) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_api)
+
+
+TINY_IMAGE = "startbench-fixtures/tiny:v1"
+
+
+@pytest.fixture(scope="session")
+def tiny_image(local_cluster, docker_client, registries, base_image) -> str:
+    """A second small image in the no-auth registry (the base image plus one 64 kB layer), built and pushed
+    here so that a fresh registry has it: a benchmark comparing two images needs two different sizes."""
+    import io
+    import tarfile
+
+    reference = f"{registries['noauth']}/{TINY_IMAGE}"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("Dockerfile", f"FROM {base_image}\nCOPY payload /opt/payload\n".encode()),
+                           ("payload", b"startbench tiny fixture\n" * 2731)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    docker_client.images.build(fileobj=buf, custom_context=True, tag=reference, rm=True, pull=False)
+    for line in docker_client.images.push(reference, stream=True, decode=True):
+        if "error" in line:
+            raise AssertionError(f"pushing {reference} failed: {line['error']}")
+    return reference

@@ -24,10 +24,9 @@ def _images(*names):
 
 
 def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timelines(operator, custom, core, namespace,
-                                                                                 local_cluster, capsys):
+                                                                                 local_cluster, tiny_image, capsys):
     images = [{"name": "base", "image": bm.BASE_IMAGE, "framework": "pytorch", "variant": "naive"},
-              {"name": "tiny", "image": "127.0.0.1:5000/startbench-fixtures/tiny:v1", "framework": "pytorch",
-               "variant": "slim"}]
+              {"name": "tiny", "image": tiny_image, "framework": "pytorch", "variant": "slim"}]
     bm.create(custom, namespace, bm.benchmark("compare", images, max_nodes=2, cache="both", repetitions=3))
     seen_progress = set()
 

@@ -78,16 +78,16 @@ def _status(args) -> int:
     rows = cluster.status()
     if args.format == "json":
         print(json.dumps(rows, indent=2))
-    elif not rows:
-        print("no local cluster: run `startbench cluster up`")
     else:
         for row in rows:
-            state = "healthy" if row["healthy"] else "UNHEALTHY"
+            state = "healthy" if row["healthy"] else ("absent" if row.get("optional") else "UNHEALTHY")
             pid = f"pid {row['pid']}" if row.get("pid") else ""
             print(f"{row['name']:<24} {state:<10} {pid}")
             if row["problem"]:
                 print("    " + str(row["problem"]).replace("\n", "\n    "))
-    return 0 if rows and all(r["healthy"] for r in rows) else 1
+        if not any(r["running"] for r in rows):
+            print("no local cluster runs: `startbench cluster up` starts it")
+    return 0 if cluster.healthy(rows) else 1
 
 
 def _kubeconfig(args) -> int:

@@ -17,6 +17,7 @@ from startbench.localcluster.processes import Managed, command_lines
 Progress = Callable[[str], None]
 # The control plane's processes, newest first (components.control_plane() starts them in the reverse order).
 STOP_ORDER = ("simkubelet", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+CONTROL_PLANE = tuple(reversed(STOP_ORDER))  # start order
 
 
 class ClusterError(RuntimeError):
@@ -166,36 +167,58 @@ def _ensure_nodes(kubeconfig: Path, options: UpOptions, progress: Progress, time
 
 
 def status() -> list[dict]:
-    """Each component: name, running, pid, healthy, problem (and the log tail when it crashed)."""
+    """Every component, started or not, in start order: name, running, pid, healthy, problem (and the log tail
+    when it crashed), and `optional` for the real node (the cluster runs without it where it cannot run)."""
     state = _state()
-    rows = []
-    if paths.kubeconfig_path().exists():
+    comps: dict[str, components.Component] = {}
+    if paths.kubeconfig_path().exists():  # health checks need the cluster's certificates, made by `up`
         files = pki.ensure(state / "pki")
-        comps = components.control_plane(state, files, paths.kubeconfig_path(), state / "kwok-stages.yaml", 1.0)
-    else:
-        comps = []
-    for component in comps:
-        managed = Managed(component.name, state)
+        comps = {c.name: c for c in components.control_plane(state, files, paths.kubeconfig_path(),
+                                                             state / "kwok-stages.yaml", 1.0)}
+    rows = []
+    for name in CONTROL_PLANE:
+        managed = Managed(name, state)
         pid = managed.pid()
-        row = {"name": component.name, "pid": pid, "running": pid is not None}
+        row = {"name": name, "pid": pid, "running": pid is not None, "optional": False}
         if pid is not None:
-            row["problem"] = component.health()
+            row["problem"] = comps[name].health() if name in comps else "running, but the cluster has no kubeconfig"
         elif managed.pid_file.exists() or managed.log_file.exists():
             # It was started and is gone: a crash. Show why.
             row["problem"] = "not running; last log lines:\n" + managed.log_tail(10)
         else:
-            row["problem"] = "not started"
+            row["problem"] = "not started (startbench cluster up starts it)"
         row["healthy"] = row["problem"] is None
         rows.append(row)
-    for name, module in _docker_parts_if_present():
-        row = {"name": name, "running": None, "pid": None}
+    for name, module in _docker_parts_if_present() + _real_node_if_present():
+        row = {"name": name, "running": None, "pid": None, "optional": name == "realnode"}
         try:
-            row["problem"] = module.status_problem() if hasattr(module, "status_problem") else None
+            row["problem"] = module.status_problem()
         except Exception as err:  # a status check must not crash the status command
             row["problem"] = str(err)
         row["healthy"] = row["problem"] is None
         rows.append(row)
     return rows
+
+
+def healthy(rows: list[dict] | None = None) -> bool:
+    """Whether the cluster runs: every component that is not optional is healthy (an empty list is not)."""
+    rows = status() if rows is None else rows
+    required = [r for r in rows if not r.get("optional")]
+    return bool(required) and {r["name"] for r in required} >= set(CONTROL_PLANE) and all(r["healthy"] for r in required)
+
+
+def control_plane_healthy(rows: list[dict] | None = None) -> bool:
+    """Whether every control-plane process (etcd ... simkubelet) runs and answers; the Docker parts aside."""
+    rows = status() if rows is None else rows
+    by_name = {r["name"]: r for r in rows}
+    return all(name in by_name and by_name[name]["healthy"] for name in CONTROL_PLANE)
+
+
+def _real_node_if_present():
+    try:
+        return [("realnode", importlib.import_module("startbench.localcluster.realnode"))]
+    except ImportError:
+        return []
 
 
 def _docker_parts_if_present():
