@@ -68,7 +68,6 @@ def rfc3339_ms(text: Any) -> float | None:
         return None
 
 
-_rfc3339_ms = rfc3339_ms  # the name observer.py imports
 
 
 @dataclasses.dataclass(frozen=True)

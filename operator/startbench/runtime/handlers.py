@@ -91,8 +91,8 @@ def on_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> Non
 def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
     arrival = now_ms()
     if type is None:  # the initial listing after a (re)start: the event happened before we looked
-        from startbench.core.timeline import _rfc3339_ms
-        arrival = _rfc3339_ms(body.get("eventTime") or body.get("lastTimestamp") or body.get("firstTimestamp")) or arrival
+        from startbench.core.timeline import rfc3339_ms
+        arrival = rfc3339_ms(body.get("eventTime") or body.get("lastTimestamp") or body.get("firstTimestamp")) or arrival
     memo.observer.on_event(dict(body.get("involvedObject") or {}), body.get("reason"), body.get("message"), arrival)
 
 

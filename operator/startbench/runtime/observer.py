@@ -19,7 +19,7 @@ from typing import Any
 
 from startbench.core.kubelet_events import parse_event
 from startbench.core.contracts import ANNOTATION_CREATED_MS, ANNOTATION_OBSERVATIONS, LABEL_BENCHMARK
-from startbench.core.timeline import Observations, _rfc3339_ms, observe_event, observe_pod
+from startbench.core.timeline import Observations, rfc3339_ms, observe_event, observe_pod
 
 EARLY_EVENT_SECONDS = 60.0
 EARLY_EVENT_LIMIT = 10_000
@@ -52,7 +52,7 @@ def _initial_observations(body: Mapping[str, Any]) -> tuple[Observations, Observ
     try:
         created = float(annotations[ANNOTATION_CREATED_MS])
     except (KeyError, ValueError):
-        created = _rfc3339_ms((body.get("metadata") or {}).get("creationTimestamp")) or now_ms()
+        created = rfc3339_ms((body.get("metadata") or {}).get("creationTimestamp")) or now_ms()
     return Observations(created_ms=created), None
 
 
