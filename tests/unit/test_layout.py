@@ -79,3 +79,28 @@ def test_core_imports_only_the_standard_library_yaml_jsonschema_rich_and_itself(
 def test_every_module_sits_in_a_layer_folder():
     loose = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
     assert not loose, f"modules outside a layer folder: {loose}"
+
+
+def test_every_kubernetes_call_of_the_operator_and_the_commands_goes_through_cluster_io():
+    """runtime/kube.py (ClusterIO) is the one seam: elsewhere in runtime/ and cli/ the client library is only used
+    to load a configuration (handlers, kubeaccess) or to read an API error's status."""
+    allowed = {"kubernetes.client.rest", "kubernetes.client.rest.ApiException", "kubernetes.config",
+               "kubernetes.config.ConfigException"}
+    config_loaders = {"runtime/handlers.py", "cli/kubeaccess.py"}
+    bad = []
+    for layer in ("runtime", "cli"):
+        for f in sorted((PACKAGE / layer).rglob("*.py")):
+            rel = str(f.relative_to(PACKAGE))
+            if rel == "runtime/kube.py":
+                continue
+            text = f.read_text()
+            for api in ("CoreV1Api(", "CustomObjectsApi(", "ApiextensionsV1Api(", "AppsV1Api(", "stream("):
+                if api in text:
+                    bad.append(f"{rel}: {api}")
+            for name in imports_of(f):
+                if not _under(name, ("kubernetes",)) or name in allowed:
+                    continue
+                if rel in config_loaders and name in ("kubernetes", "kubernetes.client", "kubernetes.config"):
+                    continue
+                bad.append(f"{rel}: imports {name}")
+    assert not bad, bad

@@ -56,14 +56,10 @@ def _credentials(args, registry: str):
         namespace, _, name = args.credentials_secret.partition("/")
         if not name:
             raise SystemExit(f"--credentials-secret {args.credentials_secret!r} is not NAMESPACE/NAME")
-        from kubernetes import client, config
+        from startbench.cli.kubeaccess import connect
 
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        secret = client.CoreV1Api().read_namespaced_secret(name, namespace)
-        return from_secret(client.ApiClient().sanitize_for_serialization(secret), host)
+        io, _ = connect(getattr(args, "kubeconfig", None))
+        return from_secret(io.read_secret(namespace, name), host)
     return None
 
 

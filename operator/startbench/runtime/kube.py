@@ -159,6 +159,11 @@ class ClusterIO:
                 self.core.create_namespaced_config_map(ref.namespace, body)
         return names
 
+    # --- secrets (the command line's build credentials; the operator itself reads none)
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        """A Secret as a dict (data base64-encoded, as the API gives it)."""
+        return self.api.sanitize_for_serialization(self.core.read_namespaced_secret(name, namespace))
+
     # --- the Benchmark
     def patch_status(self, ref: BenchmarkRef, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
