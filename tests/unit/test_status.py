@@ -7,7 +7,7 @@ from startbench.core.kubelet_events import parse_event
 from startbench.core.planner import plan
 from startbench.core.records import chunk_records, read_chunks
 from startbench.core.spec import BenchmarkSpec
-from startbench.core.status import (benchmark_phase, evaluate_thresholds, failed_status, get_condition,
+from startbench.core.status import (benchmark_phase, failure_summary, evaluate_thresholds, failed_status, get_condition,
                                progress_status, run_outcome, run_record, set_condition, summaries,
                                threshold_condition)
 from startbench.core.timeline import Observations, observe_event, observe_pod, read_report
@@ -188,7 +188,9 @@ def test_thresholds_per_image_and_condition():
     assert (status, reason) == ("False", "ThresholdExceeded")
     assert "p99 timeToFirstStep of slim is 70s, limit 60s" in message
     assert threshold_condition(results, complete=False)[0] == "Unknown"
-    assert threshold_condition([], complete=True)[1] == "NoThresholds"
+    assert threshold_condition([], complete=True)[:2] == ("True", "NoThresholds")
+    # Without thresholds too, the condition waits for the runs: `kubectl wait` must not return at once.
+    assert threshold_condition([], complete=False)[:2] == ("Unknown", "Running")
     none = evaluate_thresholds(SPEC, [])
     assert all(r["met"] is None and r["count"] == 0 for r in none)
     assert threshold_condition(none, complete=True)[:2] == ("Unknown", "NoData")
@@ -210,6 +212,22 @@ def test_progress_status_fields_and_conditions():
     all_failed = progress_status(SPEC, RUNS, [record(r, 1, 1, result="Failed") for r in RUNS], 0, [], 1, NOW)
     failed = get_condition(all_failed["conditions"], "Failed")
     assert all_failed["phase"] == "Failed" and failed["status"] == "True"
+    assert all_failed["message"] == failed["message"] and all_failed["message"].startswith("every run failed")
+    assert "message" not in half and "message" in st_ and st_["message"].startswith("1 of 4 runs failed")
+
+
+def test_failure_summary_names_the_top_reasons_with_counts_and_what_to_change():
+    def rec(i, reason, message, result="Failed"):
+        return {"name": f"r{i}", "order": i, "result": result, "reason": reason, "message": message}
+    pull = "pull access denied; check spec.images[].image and spec.imagePullSecrets"
+    records = ([rec(i, "ErrImagePull", pull) for i in (3, 1, 5)] + [rec(2, "OOMKilled", "lower spec.workload.batchSize")]
+               + [rec(4, "Completed", "ok", "Succeeded")] + [rec(6 + i, r, "x") for i, r in enumerate("ABC")])
+    line = failure_summary(records)
+    assert line.startswith("7 of 8 runs failed (3 ErrImagePull, 1 A, 1 B, 2 other); r1: ")
+    assert pull in line and "\n" not in line
+    assert failure_summary([rec(0, "Timeout", "raise spec.runTimeoutSeconds")]) == \
+        "every run failed (1 Timeout); r0: raise spec.runTimeoutSeconds"
+    assert failure_summary([rec(0, "Completed", "ok", "Succeeded")]) == ""
 
 
 def test_failed_status_says_what_to_change():

@@ -210,8 +210,11 @@ def evaluate_thresholds(spec: BenchmarkSpec, records: Iterable[Mapping[str, Any]
 
 
 def threshold_condition(results: Sequence[Mapping[str, Any]], complete: bool) -> tuple[str, str, str]:
-    """(status, reason, message) of the ThresholdsMet condition."""
+    """(status, reason, message) of the ThresholdsMet condition: Unknown until every run has ended (with or
+    without thresholds, so `kubectl wait --for=condition=ThresholdsMet` never returns before the runs end)."""
     if not results:
+        if not complete:
+            return "Unknown", "Running", "the spec sets no thresholds; this turns True when every run has ended"
         return "True", "NoThresholds", "the spec sets no thresholds"
     failed = [r for r in results if r["met"] is False]
     unknown = [r for r in results if r["met"] is None]
@@ -301,10 +304,8 @@ def progress_status(spec: BenchmarkSpec, runs: Sequence[Run], records: Sequence[
                           f"succeeded, {failed} failed", generation, now)
     conds = set_condition(conds, COND_THRESHOLDS, *threshold_condition(thresholds, complete), generation, now)
     if phase == FAILED:
-        reasons = sorted({r["reason"] for r in latest.values()})
-        conds = set_condition(conds, COND_FAILED, "True", "AllRunsFailed",
-                              f"every run failed ({', '.join(reasons)}); the first: "
-                              f"{min(latest.values(), key=lambda r: r['order'])['message']}", generation, now)
+        conds = set_condition(conds, COND_FAILED, "True", "AllRunsFailed", failure_summary(latest.values()),
+                              generation, now)
     elif get_condition(conds, COND_FAILED) is not None:
         conds = set_condition(conds, COND_FAILED, "False", "RunsSucceeding", "at least one run has succeeded"
                               if succeeded else "no run has failed for good", generation, now)
@@ -317,7 +318,28 @@ def progress_status(spec: BenchmarkSpec, runs: Sequence[Run], records: Sequence[
         "thresholds": thresholds, "conditions": conds,
         "p50TimeToFirstStepSeconds": None if ttfs is None else _round(ttfs.p50),
     }
+    if complete and failed:  # why, in one line, where `kubectl get` and `describe` show it
+        out["message"] = failure_summary(latest.values())
     return out
+
+
+def failure_summary(records: Iterable[Mapping[str, Any]], most: int = 3) -> str:
+    """One line on the failed runs: how many of how many, the top reasons with their counts, and the message of
+    the first run that failed for the top reason (run messages say what to change)."""
+    records = list(records)
+    failed = sorted((r for r in records if r["result"] != SUCCEEDED), key=lambda r: r.get("order", 0))
+    if not failed:
+        return ""
+    counts: dict[str, int] = {}
+    for r in failed:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    reasons = ", ".join(f"{n} {reason}" for reason, n in top[:most])
+    if len(top) > most:
+        reasons += f", {sum(n for _, n in top[most:])} other"
+    first = next(r for r in failed if r["reason"] == top[0][0])
+    whole = "every run" if len(failed) == len(records) else f"{len(failed)} of {len(records)} runs"
+    return f"{whole} failed ({reasons}); {first['name']}: {first['message']}"[:1000]
 
 
 def failed_status(conditions: Sequence[Mapping[str, Any]] | None, reason: str, message: str, generation: int,
