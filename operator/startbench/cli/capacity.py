@@ -1,5 +1,7 @@
-"""`startbench capacity NAME --pods P [--nodes N] [--pods-per-node K] [--registry-bandwidth BW]`: how long P pods
-of each of a Benchmark's images take to start on N nodes, cold and warm, and what the faster image saves.
+"""`startbench capacity NAME --pods P [--nodes N] [--pods-per-node K] [--registry-bandwidth BW] [--run-seconds S]`:
+how long P pods of each of a Benchmark's images take to start on N nodes, cold and warm, and what the faster image
+saves. Pods beyond N x K start in waves as earlier pods end: each pod holds its slot for the run duration the
+benchmark measured (creation to end, less the pull) or --run-seconds, and the answer says which.
 
 The model and its limits are in capacity.py and docs/capacity.md. Reads the Benchmark and its run records as
 `startbench results` does; by default N is the number of nodes the benchmark ran on and K the pods those nodes
@@ -28,6 +30,9 @@ def add_parser(subparsers) -> None:
                    help="pods one node runs at once (default: from the benchmark's nodes and gpusPerPod)")
     p.add_argument("--registry-bandwidth", type=capacity.parse_bandwidth, metavar="BW",
                    help="the registry's total egress, e.g. 10Gbit/s or 1.25GB/s (default: not a limit)")
+    p.add_argument("--run-seconds", type=float, metavar="S",
+                   help="how long each pod runs, creation to end, when pods outnumber the slots (default: the "
+                        "benchmark's measured runs, less their pull)")
     p.add_argument("--cache", choices=CACHES, default="both", help="which starts to estimate (default: both)")
     p.add_argument("--image", action="append", help="only this spec.images entry (repeatable; default: all)")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if per_node is None:
             gpus_per_pod = int((spec.get("nodes") or {}).get("gpusPerPod", 1))
             per_node = capacity.pods_per_node(io.allocatable_gpus(ran_on), gpus_per_pod)
-        question = capacity.Question(args.pods, nodes, per_node, args.registry_bandwidth)
+        question = capacity.Question(args.pods, nodes, per_node, args.registry_bandwidth, args.run_seconds)
         profiles = [capacity.profile(image, records) for image in images]
         caches = ("cold", "warm") if args.cache == "both" else (args.cache,)
         estimates = [capacity.estimate(p, question, cache) for cache in caches for p in profiles
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(capacity.to_dict(question, profiles, estimates), indent=2) + "\n")
         return 0
     bw = "" if question.registry_bandwidth is None else f", registry {question.registry_bandwidth / 1e6:.0f} MB/s"
+    if question.run_seconds is not None:
+        bw += f", runs of {question.run_seconds:g} s (--run-seconds)"
     learnt = ", ".join(f"{p.image}: {p.cold_runs} cold, {p.warm_runs} warm runs" for p in profiles)
     print(f"{args.pods} pods on {nodes} node(s), {per_node} per node{bw}; learnt from {namespace}/{args.name} "
           f"({learnt}):")

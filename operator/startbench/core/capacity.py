@@ -1,5 +1,5 @@
 """Capacity planning from a Benchmark's runs (pure): how long until P pods of an image have started on N nodes,
-cold or warm, and how much a smaller image saves. `capacity_cli.py` reads the runs from the cluster.
+cold or warm, and how much a smaller image saves. `cli/capacity.py` reads the runs from the cluster.
 
 The model, and what it leaves out:
 - Pods are placed `pods_per_node` to a node. A node pulls an image once, however many of its pods use it (the
@@ -10,8 +10,11 @@ The model, and what it leaves out:
 - The rest of a start (scheduling, container create and start, imports, device init, first step) takes what it
   took in the benchmark's cold runs: the median for a typical pod, the p90 for the last ones.
 - A warm start takes what the benchmark's warm runs took (no pull is modelled).
-- Pods beyond nodes x pods_per_node wait for a free slot, that is for earlier pods to finish training, which the
-  benchmark does not measure: the estimate covers the pods that fit and says how many are left waiting.
+- Pods beyond nodes x pods_per_node wait for a free slot: they start in waves, each wave as the one before it
+  ends. A pod holds its slot for the run duration: the median, over the benchmark's runs of the image that
+  succeeded, of creation to end less the pull (a cold pod of the first wave holds it for its pull on top), or the
+  duration the caller gives (`run_seconds`, the pods' real training time). A later wave finds the image on its
+  nodes: its pods start as a cold start without its pull (cold), or as a warm start (warm).
 Not modelled: the API server's and scheduler's own limits at large P, lazy-pulling snapshotters, registry
 mirrors and peer-to-peer caches, several images pulled on one node at once. The measured node bandwidth already
 holds whatever contention the benchmark itself had (docs/capacity.md).
@@ -49,6 +52,7 @@ class ImageProfile:
     rest_p90_s: float | None = None
     warm_p50_s: float | None = None
     warm_p90_s: float | None = None
+    run_p50_s: float | None = None        # creation to end less the pull (cold runs), median: the slot a pod holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Question:
     nodes: int
     pods_per_node: int = 1
     registry_bandwidth: float | None = None  # bytes/s the registry serves in all; None: not a limit
+    run_seconds: float | None = None         # a pod's creation to end; None: the benchmark's measured run
 
     def __post_init__(self):
         for name in ("pods", "nodes", "pods_per_node"):
@@ -65,6 +70,12 @@ class Question:
                 raise CapacityError(f"{name.replace('_', ' ')} must be a whole number of at least 1, not {value!r}")
         if self.registry_bandwidth is not None and not self.registry_bandwidth > 0:
             raise CapacityError(f"the registry bandwidth must be above 0 bytes/s, not {self.registry_bandwidth!r}")
+        if self.run_seconds is not None and not self.run_seconds > 0:
+            raise CapacityError(f"the run duration must be above 0 seconds, not {self.run_seconds!r}")
+
+    @property
+    def slots(self) -> int:
+        return self.nodes * self.pods_per_node
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,14 +83,20 @@ class Estimate:
     image: str
     cache: str                  # cold or warm
     endpoint: str
-    pods_started: int           # the pods that fit on the nodes at once
-    pods_waiting: int           # the rest, waiting for a slot
+    pods_started: int           # the pods that fit on the nodes at once: the first wave
+    pods_waiting: int           # the rest, waiting for a slot: the later waves
     nodes_pulling: int
     pull_rate: float | None     # bytes/s per node during the fan-out (cold)
     pull_s: float | None        # the fan-out's pull (cold)
-    typical_s: float            # a typical pod: pull + median rest (cold), or the warm median
-    last_s: float               # the last pods: pull + p90 rest (cold), or the warm p90
+    typical_s: float            # a typical pod of the first wave: pull + median rest (cold), or the warm median
+    last_s: float               # the last of all the pods: the total
     limited_by: str             # "node bandwidth", "registry bandwidth", or "" (warm)
+    first_last_s: float = 0.0   # the last pods of the first wave: pull + p90 rest (cold), or the warm p90
+    waves: int = 1              # ceil(pods / slots)
+    run_s: float | None = None  # how long a pod holds its slot, creation to end (less the pull), when waves > 1
+    run_from: str = ""          # "measured" or "given" (Question.run_seconds); "" with one wave
+    wave_typical_s: float | None = None  # a later wave's pods, from their creation: median and p90 start
+    wave_last_s: float | None = None
 
 
 def _phase_ms(record: Mapping[str, Any], names: Sequence[str]) -> float:
@@ -93,6 +110,16 @@ def _total_ms(record: Mapping[str, Any], endpoint: str) -> float | None:
     if endpoint == "first step":
         return record.get("timeToFirstStepMs")
     return _phase_ms(record, START_PHASES) or None
+
+
+def run_seconds(record: Mapping[str, Any]) -> float | None:
+    """How long a run held its slot, creation (`createdMs`) to end (`finishedMs`, when the operator saw it end),
+    less its pull when it pulled (the model adds the pull it predicts); None without both times."""
+    created, finished = record.get("createdMs"), record.get("finishedMs")
+    if not isinstance(created, (int, float)) or not isinstance(finished, (int, float)) or finished < created:
+        return None
+    pulled = (record.get("timeline") or {}).get("cacheObserved") == "miss"
+    return max(finished - created - (_phase_ms(record, PULL_PHASES) if pulled else 0.0), 0.0) / 1000.0
 
 
 def profile(image: str, records: Iterable[Mapping[str, Any]]) -> ImageProfile:
@@ -122,32 +149,82 @@ def profile(image: str, records: Iterable[Mapping[str, Any]]) -> ImageProfile:
     warms = [total / 1000.0 for r in warm if (total := _total_ms(r, endpoint)) is not None]
     if warms:
         fields["warm_p50_s"], fields["warm_p90_s"] = quantile(warms, 0.5), quantile(warms, 0.9)
+    durations = [d for r in runs if (d := run_seconds(r)) is not None]
+    if durations:
+        fields["run_p50_s"] = quantile(durations, 0.5)
     return ImageProfile(image=image, endpoint=endpoint, cold_runs=len(cold), warm_runs=len(warm), **fields)
 
 
 def estimate(p: ImageProfile, q: Question, cache: str = "cold") -> Estimate:
     """How long until `q.pods` pods of the profiled image have started (see the module's model)."""
-    slots = q.nodes * q.pods_per_node
-    started = min(q.pods, slots)
+    started = min(q.pods, q.slots)
     nodes_pulling = math.ceil(started / q.pods_per_node)
+    waves = math.ceil(q.pods / q.slots)
     if cache == "warm":
         if p.warm_p50_s is None:
             raise CapacityError(f"image {p.image!r} has no warm run that succeeded; run the benchmark with "
                                 "cache: warm or both")
-        return Estimate(p.image, "warm", p.endpoint, started, q.pods - started, nodes_pulling, None, None,
-                        p.warm_p50_s, p.warm_p90_s, "")
-    if cache != "cold":
+        first = dict(pull_rate=None, pull_s=None, typical_s=p.warm_p50_s, first_last_s=p.warm_p90_s,
+                     limited_by="")
+        later = (p.warm_p50_s, p.warm_p90_s)
+        offset = 0.0
+    elif cache == "cold":
+        if p.node_bandwidth is None or p.pull_bytes is None or p.rest_p50_s is None:
+            raise CapacityError(f"image {p.image!r} has no cold run with a pull the kubelet reported (size and "
+                                "duration); run the benchmark with cache: cold or both")
+        rate, limited_by = p.node_bandwidth, "node bandwidth"
+        if q.registry_bandwidth is not None and q.registry_bandwidth / nodes_pulling < rate:
+            rate, limited_by = q.registry_bandwidth / nodes_pulling, "registry bandwidth"
+        pull_s = p.pull_bytes / rate
+        rest_p90 = p.rest_p90_s if p.rest_p90_s is not None else p.rest_p50_s
+        first = dict(pull_rate=rate, pull_s=pull_s, typical_s=pull_s + p.rest_p50_s, first_last_s=pull_s + rest_p90,
+                     limited_by=limited_by)
+        later = (p.rest_p50_s, rest_p90)  # the image is on the node now: a cold start without its pull
+        offset = pull_s                   # the first wave's pods hold their slots for their pull on top
+    else:
         raise CapacityError(f"cache must be cold or warm, not {cache!r}")
-    if p.node_bandwidth is None or p.pull_bytes is None or p.rest_p50_s is None:
-        raise CapacityError(f"image {p.image!r} has no cold run with a pull the kubelet reported (size and "
-                            "duration); run the benchmark with cache: cold or both")
-    rate, limited_by = p.node_bandwidth, "node bandwidth"
-    if q.registry_bandwidth is not None and q.registry_bandwidth / nodes_pulling < rate:
-        rate, limited_by = q.registry_bandwidth / nodes_pulling, "registry bandwidth"
-    pull_s = p.pull_bytes / rate
-    return Estimate(p.image, "cold", p.endpoint, started, q.pods - started, nodes_pulling, rate, pull_s,
-                    pull_s + p.rest_p50_s, pull_s + (p.rest_p90_s if p.rest_p90_s is not None else p.rest_p50_s),
-                    limited_by)
+    base = Estimate(p.image, cache, p.endpoint, started, q.pods - started, nodes_pulling, last_s=first["first_last_s"],
+                    **first)
+    if waves == 1:
+        return base
+    run_s, run_from = (q.run_seconds, "given") if q.run_seconds is not None else (p.run_p50_s, "measured")
+    if run_s is None:
+        raise CapacityError(f"{q.pods} pods outnumber the {q.slots} slots ({q.nodes} node(s) x {q.pods_per_node}), "
+                            f"and the runs of {p.image!r} have no creation and end times to learn how long a pod "
+                            "holds its slot: give the run duration (--run-seconds)")
+    if run_from == "given" and run_s < later[0]:
+        raise CapacityError(f"a run of {run_s:g} s ends before its pod starts (a typical start of {p.image!r} takes "
+                            f"{later[0]:.1f} s): the run duration counts from the pod's creation to its end")
+    last_s = offset + (waves - 1) * run_s + later[1]
+    return dataclasses.replace(base, last_s=last_s, waves=waves, run_s=run_s, run_from=run_from,
+                               wave_typical_s=later[0], wave_last_s=later[1])
+
+
+def wave_pods(e: Estimate) -> list[int]:
+    """The pods of each wave: full waves of `pods_started`, the last one what is left."""
+    total = e.pods_started + e.pods_waiting
+    return [min(e.pods_started, total - w * e.pods_started) for w in range(e.waves)]
+
+
+def curve(e: Estimate) -> list[tuple[float, float]]:
+    """Pods started over time (seconds, pods), the model's picture of one estimate: in each wave none start
+    before the wave's pull ends (cold, first wave) or before the wave is created, half have started by the
+    typical start and all by the last pods' start (p90), linearly in between. A wave is created when the one
+    before it ends (the run duration after its creation, the first cold wave's pull on top)."""
+    points: list[tuple[float, float]] = [(0.0, 0.0)]
+    done = 0.0
+    pull = e.pull_s or 0.0
+    for w, n in enumerate(wave_pods(e)):
+        if w == 0:
+            begin, typical, last = pull, e.typical_s, e.first_last_s
+        else:
+            created = pull + w * (e.run_s or 0.0)
+            begin, typical, last = created, created + (e.wave_typical_s or 0.0), created + (e.wave_last_s or 0.0)
+        typical = max(typical, begin)
+        last = max(last, typical)
+        points += [(begin, done), (typical, done + n / 2), (last, done + n)]
+        done += n
+    return points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,15 +278,22 @@ def answer(q: Question, estimates: Sequence[Estimate]) -> list[str]:
     """The estimates in sentences, one per estimate, then one per saving."""
     lines = []
     for e in estimates:
-        waiting = (f"; {e.pods_waiting} more wait for a free slot (earlier pods to finish training, not measured)"
-                   if e.pods_waiting else "")
         if e.cache == "cold":
             how = (f"each of {e.nodes_pulling} node(s) pulls it once at {_rate(e.pull_rate)} ({e.limited_by}), "
                    f"{_duration(e.pull_s or 0.0)}")
         else:
             how = "already on every node"
-        lines.append(f"{e.pods_started} pods of {e.image}, {e.cache}: {how}; the last reach their {e.endpoint} in "
-                     f"about {_duration(e.last_s)} (a typical pod {_duration(e.typical_s)}){waiting}.")
+        if e.waves == 1:
+            lines.append(f"{e.pods_started} pods of {e.image}, {e.cache}: {how}; the last reach their {e.endpoint} "
+                         f"in about {_duration(e.last_s)} (a typical pod {_duration(e.typical_s)}).")
+            continue
+        source = ("measured: the median of its runs, creation to end, less the pull" if e.run_from == "measured"
+                  else "given: --run-seconds")
+        lines.append(f"{e.pods_started + e.pods_waiting} pods of {e.image}, {e.cache}: {e.pods_started} start at once "
+                     f"({q.nodes} node(s) x {q.pods_per_node}), {how}; the other {e.pods_waiting} start in "
+                     f"{e.waves - 1} more wave(s) as earlier pods end, each pod holding its slot "
+                     f"{_duration(e.run_s or 0.0)} ({source}); the last reach their {e.endpoint} in about "
+                     f"{_duration(e.last_s)} (a typical pod of the first wave {_duration(e.typical_s)}).")
     for s in savings(estimates):
         lines.append(f"{s.image} instead of {s.against}, {s.cache}: saves about {_duration(s.seconds)} "
                      f"({s.fraction:.0%}).")
