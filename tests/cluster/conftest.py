@@ -138,27 +138,29 @@ def custom(kube_api) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_api)
 
 
-TINY_IMAGE = "startbench-fixtures/tiny:v1"
-
-
 @pytest.fixture(scope="session")
-def tiny_image(local_cluster, docker_client, registries, base_image) -> str:
-    """A second small image in the no-auth registry (the base image plus one 64 kB layer), built and pushed
-    here so that a fresh registry has it: a benchmark comparing two images needs two different sizes."""
+def fresh_image(local_cluster, docker_client, registries, base_image):
+    """make(payload_bytes) -> the reference of a new image (the base image plus one layer of that many bytes)
+    under a tag no node has seen, pushed to the no-auth registry here, so a fresh registry has it and its first
+    pull on any node is a real download."""
     import io
     import tarfile
+    import uuid
 
-    reference = f"{registries['noauth']}/{TINY_IMAGE}"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("Dockerfile", f"FROM {base_image}\nCOPY payload /opt/payload\n".encode()),
-                           ("payload", b"startbench tiny fixture\n" * 2731)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    docker_client.images.build(fileobj=buf, custom_context=True, tag=reference, rm=True, pull=False)
-    for line in docker_client.images.push(reference, stream=True, decode=True):
-        if "error" in line:
-            raise AssertionError(f"pushing {reference} failed: {line['error']}")
-    return reference
+    def make(payload_bytes: int = 64 * 1024) -> str:
+        reference = f"{registries['noauth']}/startbench-fixtures/tiny:{uuid.uuid4().hex[:12]}"
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in (("Dockerfile", f"FROM {base_image}\nCOPY payload /opt/payload\n".encode()),
+                               ("payload", uuid.uuid4().bytes * (payload_bytes // 16))):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        buf.seek(0)
+        docker_client.images.build(fileobj=buf, custom_context=True, tag=reference, rm=True, pull=False)
+        for line in docker_client.images.push(reference, stream=True, decode=True):
+            if "error" in line:
+                raise AssertionError(f"pushing {reference} failed: {line['error']}")
+        return reference
+
+    return make

@@ -148,3 +148,39 @@ def test_operator_parses_a_real_report_from_a_real_pod(real_node, jax_image, ope
     assert abs(sum(p["ms"] for p in phases.values()) - record["timeline"]["totalMs"]) <= 1.0
     assert record["pull"]["imageID"].endswith(digest), record["pull"]
     assert record["pull"]["imageSizeBytes"] == size and record["timeline"]["cacheObserved"] == "miss", record
+
+
+def test_three_cold_runs_without_purge_record_one_download_and_two_transfer_free_pulls(
+        real_node, unique_image, operator, custom, core, namespace, local_cluster, capsys):
+    """Pull policy Always on a node that already has the image re-resolves the manifest and transfers nothing,
+    yet the kubelet reports it like a download. The node's image list, read before each run, tells them apart;
+    only the download teaches the capacity model and the throughput metric."""
+    from startbench.cli import main as cli
+
+    repo, tag = unique_image
+    ref = f"{REGISTRY}/{repo}:{tag}"
+    images = [{"name": "u", "image": ref, "framework": "none", "variant": "custom"}]
+    body = bm.benchmark("truth", images, pool="real", max_nodes=1, gpus=0, cache="cold", repetitions=3,
+                        parallelism=1, runTimeoutSeconds=300, workload={"args": ["python3", "-c", "print(1)"]})
+    body["spec"]["nodes"]["tolerations"] = [realnode.TOLERATION]
+    bm.create(custom, namespace, body)
+    status = bm.wait_finished(custom, namespace, "truth", timeout=400)["status"]
+    assert status["phase"] == "Succeeded", status
+    records = sorted(bm.records(core, namespace, "truth"), key=lambda r: r["order"])
+    assert [(r["cacheAsked"], r["cache"]) for r in records] == [
+        ("cold", "miss"), ("cold", "revalidated"), ("cold", "revalidated")], [r["timeline"] for r in records]
+    assert [r["timeline"]["cacheEvidence"]["imageOnNode"] for r in records] == [False, True, True]
+    download = records[0]
+    # Every pull reports the image's full size; only the download's throughput is real.
+    assert {r["pull"]["imageSizeBytes"] for r in records} == {download["pull"]["imageSizeBytes"]}
+    throughput = {(s.labels["node"], s.labels["image"]): s.value for fam in operator["metrics"].registry.collect()
+                  if fam.name == "startbench_pull_throughput_bytes_per_second" for s in fam.samples}
+    expected = download["pull"]["imageSizeBytes"] / download["pull"]["seconds"]
+    assert throughput[(real_node, "u")] == pytest.approx(expected)
+    argv = ["capacity", "truth", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"], "--pods", "4",
+            "--cache", "cold", "--format", "json"]
+    assert cli.main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [profile] = doc["profiles"]
+    assert profile["cold_runs"] == 1, profile
+    assert profile["node_bandwidth"] == pytest.approx(expected, rel=1e-6), profile

@@ -31,6 +31,10 @@ ANNOTATION_REPETITION = f"{GROUP}/repetition"
 ANNOTATION_AFTER = f"{GROUP}/after"
 ANNOTATION_OBSERVATIONS = f"{GROUP}/observations"  # what the operator observed, persisted for a restart
 ANNOTATION_CHUNK = f"{GROUP}/chunk"     # index of a records ConfigMap
+# The cache evidence the operator takes right before it creates a run's pod (core/cache.py reads it back):
+ANNOTATION_IMAGE_ON_NODE = f"{GROUP}/image-on-node"  # "true"/"false": the node listed the image (status.images)
+ANNOTATION_NODE_DIGESTS = f"{GROUP}/node-digests"    # the digests of the image's repository the node listed
+ANNOTATION_PURGED = f"{GROUP}/purged"                # "true": the operator removed the image from the node first
 RECORDS_KEY = "records.json"            # the data key of a records ConfigMap
 
 # --- the run pod
@@ -45,6 +49,12 @@ PHASE_CAMEL = {"scheduling": "scheduling", "waiting_to_pull": "waitingToPull", "
                "first_step": "firstStep"}
 PHASE_BY_CAMEL = {camel: snake for snake, camel in PHASE_CAMEL.items()}
 TIME_TO_FIRST_STEP = "timeToFirstStep"  # the whole create-to-first-step time, as a threshold/summary metric
+
+# --- cache states: asked (the spec's, the pod's pull policy) and observed (what happened, from evidence)
+CACHE_ASKED = ("cold", "warm")
+HIT, MISS, REVALIDATED, UNKNOWN = "hit", "miss", "revalidated", "unknown"
+CACHE_OBSERVED = (HIT, MISS, REVALIDATED, UNKNOWN)  # revalidated: a pull that transferred no layer
+OBSERVED_FOR_ASKED = {"cold": MISS, "warm": HIT}  # what a threshold's `cache: cold|warm` counts
 
 # --- simulated nodes (the local cluster's KWOK nodes)
 SIMULATED_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")

@@ -56,8 +56,10 @@ def pod_labels(benchmark: str, run: Run) -> dict[str, str]:
             LABEL_CACHE: run.cache}
 
 
-def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created_ms: int) -> dict[str, Any]:
-    """The pod of one run. `created_ms`: the operator's epoch milliseconds just before the create call.
+def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created_ms: int,
+                 evidence: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The pod of one run. `created_ms`: the operator's epoch milliseconds just before the create call;
+    `evidence`: the node's cache evidence as annotations (core/cache.py's NodeEvidence.annotations()).
 
     The pod is pinned to its node with a required node affinity on the node's name (the scheduler still places
     it, so scheduling is measured and a full node shows as Unschedulable); `restartPolicy: Never`, so a crash
@@ -116,6 +118,7 @@ def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created
                    ANNOTATION_REPETITION: str(run.repetition)}
     if run.after:
         annotations[ANNOTATION_AFTER] = run.after
+    annotations.update(evidence or {})
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -75,7 +75,7 @@ class ImageRef:
 
 def parse(ref: str) -> ImageRef:
     """The parts of `ref`, defaults applied; InvalidReference (in the kubelet's words) when it is not one."""
-    match = _PARTS.match(ref) if isinstance(ref, str) else None
+    match = _PARTS.fullmatch(ref) if isinstance(ref, str) else None
     if not match:
         raise InvalidReference(f'Failed to apply default image tag "{ref}": couldn\'t parse image name "{ref}": '
                                f'invalid reference format')
@@ -95,7 +95,7 @@ def problem(ref: str) -> str | None:
         return f"is empty; give an image reference such as {EXAMPLE}"
     if len(ref) > MAX_IMAGE_REFERENCE:
         return f"is {len(ref)} characters long; an image reference has at most {MAX_IMAGE_REFERENCE}"
-    match = _PARTS.match(ref)
+    match = _PARTS.fullmatch(ref)
     if not match:
         last = ref.split("@")[0].split("/")[-1].split(":")[0]
         hint = ""

@@ -36,7 +36,7 @@ def run_row(record: Mapping[str, Any]) -> dict[str, Any]:
     metrics = (record.get("report") or {}).get("metrics") or {}
     row: dict[str, Any] = {
         "run": record.get("name"), "image": record.get("image"), "node": record.get("node"),
-        "cache": record.get("cache"), "cache_observed": timeline.get("cacheObserved", "unknown"),
+        "cache": record.get("cacheAsked", record.get("cache")), "cache_observed": timeline.get("cacheObserved", "unknown"),
         "repetition": record.get("repetition"), "result": record.get("result"), "reason": record.get("reason"),
         "time_to_first_step_s": _seconds(record.get("timeToFirstStepMs")),
     }

@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from startbench.core.cache import counts_as
+from startbench.core.contracts import UNKNOWN
 from startbench.core.kubelet_events import failure_hint, parse_event
 from startbench.core.planner import Run
 from startbench.core.contracts import PHASE_BY_CAMEL, PHASE_CAMEL, PHASES, TIME_TO_FIRST_STEP
@@ -122,8 +124,9 @@ def run_record(run: Run, obs: Observations, report: ReportView | None, outcome: 
     """The record of one ended run (compact JSON, camelCase), as stored in the records ConfigMaps."""
     tl = build_timeline(obs, report)
     record: dict[str, Any] = {
-        "name": run.name, "image": run.image, "node": obs.node or run.node, "cache": run.cache,
-        "repetition": run.repetition, "order": run.order,
+        # `cache` is the state observed (core/cache.py); the one asked for stays beside it.
+        "name": run.name, "image": run.image, "node": obs.node or run.node, "cache": tl.cache_observed,
+        "cacheAsked": run.cache, "repetition": run.repetition, "order": run.order,
         "result": outcome.result, "reason": outcome.reason, "message": outcome.message[:1000],
         "createdMs": obs.created_ms, "finishedMs": finished_ms,
         "timeline": tl.to_dict(),
@@ -149,6 +152,10 @@ def run_record(run: Run, obs: Observations, report: ReportView | None, outcome: 
     return record
 
 
+def _observed(record: Mapping[str, Any]) -> str:
+    return (record.get("timeline") or {}).get("cacheObserved", UNKNOWN)
+
+
 def _metric_seconds(record: Mapping[str, Any], metric: str) -> float | None:
     if metric == "timeToFirstStep":
         ms = record.get("timeToFirstStepMs")
@@ -171,7 +178,7 @@ def summaries(records: Iterable[Mapping[str, Any]], image_order: Sequence[str] =
     """
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in records:
-        groups.setdefault((r["image"], (r.get("timeline") or {}).get("cacheObserved", "unknown")), []).append(r)
+        groups.setdefault((r["image"], _observed(r)), []).append(r)
     rank = {name: i for i, name in enumerate(image_order)}
     out = []
     for image, cache in sorted(groups, key=lambda k: (rank.get(k[0], len(rank)), k[0], k[1])):
@@ -188,15 +195,15 @@ def summaries(records: Iterable[Mapping[str, Any]], image_order: Sequence[str] =
 def evaluate_thresholds(spec: BenchmarkSpec, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One result per threshold and image it applies to (a threshold without `image` applies to each image).
 
-    `met` is True or False, or None when no run measured the metric yet. Only runs of the cache state asked
-    for count when the threshold names one.
+    `met` is True or False, or None when no run measured the metric yet. When the threshold names a cache state,
+    only runs that observed it count: `cold`, runs that downloaded the image; `warm`, runs that found it present.
     """
     records = list(records)
     results = []
     for t in spec.thresholds:
         for image in ([t.image] if t.image else [e.name for e in spec.images]):
             values = [_metric_seconds(r, t.metric) for r in records
-                      if r["image"] == image and (t.cache is None or r.get("cache") == t.cache)]
+                      if r["image"] == image and counts_as(_observed(r), t.cache)]
             s = summarize(values)
             observed = None if s is None else s.get(t.quantile)
             results.append({

@@ -44,6 +44,7 @@ from datetime import datetime
 from typing import Any
 
 from startbench.core.kubelet_events import FactKind, KubeletFact
+from startbench.core.cache import NodeEvidence, observed_cache
 from startbench.core.contracts import CONTAINER, PHASES
 
 BOUNDARIES = ("created", "scheduled", "pull_started", "pulled", "container_started", "framework_imported",
@@ -98,14 +99,27 @@ class Observations:
     pod_reason: str | None = None  # e.g. DeadlineExceeded, Evicted
     pod_message: str | None = None
     image_id: str | None = None  # the container's imageID (digest) as the runtime reports it
+    # The node's cache evidence the operator annotated the pod with at creation (core/cache.py).
+    image_on_node: bool | None = None
+    node_digests: tuple[str, ...] | None = None
+    purged: bool | None = None
+
+    def evidence(self) -> NodeEvidence | None:
+        if self.image_on_node is None:
+            return None
+        return NodeEvidence(self.image_on_node, tuple(self.node_digests or ()), bool(self.purged))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
+                if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Observations":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if values.get("node_digests") is not None:
+            values["node_digests"] = tuple(values["node_digests"])
+        return cls(**values)
 
 
 def observe_event(obs: Observations, fact: KubeletFact, arrival_ms: float) -> Observations:
@@ -136,6 +150,11 @@ def observe_pod(obs: Observations, pod: Mapping[str, Any], arrival_ms: float) ->
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
     changes: dict[str, Any] = {}
+    if obs.image_on_node is None:
+        evidence = NodeEvidence.from_annotations((pod.get("metadata") or {}).get("annotations"))
+        if evidence is not None:
+            changes.update(image_on_node=evidence.image_on_node, node_digests=evidence.digests,
+                           purged=evidence.purged)
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled":
             if cond.get("status") == "True":
@@ -268,8 +287,9 @@ class Timeline:
     phases: tuple[Phase, ...]  # all seven, in PHASES order
     total_ms: float  # created -> last boundary reached; equals the sum of the phases' ms
     end: str  # the last boundary reached
-    cache_observed: str  # hit, miss or unknown: what the kubelet reported
+    cache_observed: str  # hit, miss, revalidated or unknown (core/cache.py), from the kubelet and the node
     clamps: tuple[Clamp, ...] = ()
+    cache_evidence: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def time_to_first_step_ms(self) -> float | None:
@@ -287,6 +307,8 @@ class Timeline:
             "totalMs": round(self.total_ms, 3),
             "end": self.end,
             "cacheObserved": self.cache_observed,
+            **({"cacheEvidence": {k: v for k, v in self.cache_evidence.items() if v is not None}}
+               if self.cache_evidence else {}),
             **({"clamps": [{"boundary": c.boundary, "byMs": round(c.by_ms, 3)} for c in self.clamps]}
                if self.clamps else {}),
         }
@@ -336,6 +358,6 @@ def build_timeline(obs: Observations, report: ReportView | None = None) -> Timel
     for (i, start, _), (j, end, source) in zip(known, known[1:]):
         phases[i] = Phase(PHASES[i], end - start, source, tuple(PHASES[i:j]))
     last_index, last_value, _ = known[-1]
-    cache = "hit" if obs.cache_hit is True else "miss" if obs.cache_hit is False else "unknown"
+    cache, evidence = observed_cache(obs.cache_hit, obs.evidence(), obs.image_id)
     return Timeline(phases=tuple(phases), total_ms=last_value - known[0][1], end=BOUNDARIES[last_index],
-                    cache_observed=cache, clamps=tuple(clamps))
+                    cache_observed=cache, clamps=tuple(clamps), cache_evidence=evidence)

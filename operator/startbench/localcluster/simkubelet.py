@@ -26,6 +26,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from startbench.core.contracts import is_simulated
+from startbench.core.reference import normalize
 from startbench.localcluster import imageref, nodes, stages
 from startbench.localcluster.pullmodel import PullModel, go_duration, pulled_message
 
@@ -44,6 +45,11 @@ class PendingPull:
     queued_wall: float
 
 
+def images_status(images: set[str], sizes: dict[str, int]) -> list[dict]:
+    """`node.status.images` for a cache: each image under its fully qualified name, as containerd lists it."""
+    return [{"names": [normalize(image)], "sizeBytes": int(sizes.get(image, 0))} for image in sorted(images)]
+
+
 def _now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -55,6 +61,8 @@ class SimKubelet:
         self.registry = registry or imageref.RegistryClient()
         self.model = PullModel(registry_bandwidth=registry_bandwidth)
         self.node_images: dict[str, set[str]] = {}
+        self.image_sizes: dict[str, int] = {}        # image -> compressed bytes, for node.status.images
+        self.listed: dict[str, list[dict]] = {}      # node -> the status.images last seen or written
         self.pending: dict[str, PendingPull] = {}   # pod uid -> pull in flight
         self.emitted: set[tuple[str, str]] = set()  # (pod uid, event key) already reported
         self.lock = threading.RLock()
@@ -84,6 +92,22 @@ class SimKubelet:
                 self.node_images[name] = set(json.loads(annotations.get(nodes.CACHED_IMAGES, "[]")))
             except ValueError:
                 self.node_images[name] = set()
+            self.listed[name] = [{"names": list(i.names or []), "sizeBytes": i.size_bytes or 0}
+                                 for i in (node.status.images if node.status else None) or []]
+            self._list_images(name)
+
+    def _list_images(self, node: str) -> None:
+        """Keep the node's `status.images` equal to its cache, as a kubelet lists what its runtime holds: clients
+        (the operator's cache evidence among them) read a simulated node as they read a real one. A purge edits
+        the cache annotation; the list follows on the node watch."""
+        wanted = images_status(self.node_images.get(node, set()), self.image_sizes)
+        if wanted == self.listed.get(node):
+            return
+        try:
+            self.core.patch_node_status(node, {"status": {"images": wanted}})
+            self.listed[node] = wanted
+        except ApiException as err:
+            log.warning("node %s: could not list its images: %s", node, err.reason)
 
     # ---- pods
     def on_pod(self, kind: str, pod: client.V1Pod) -> None:
@@ -194,11 +218,13 @@ class SimKubelet:
     def _finish(self, pending: PendingPull, pull_seconds: float, total_seconds: float) -> None:
         images = self.node_images.setdefault(pending.node, set())
         images.add(pending.image)
+        self.image_sizes[pending.image] = pending.size_bytes or self.image_sizes.get(pending.image, 0)
         try:
             self.core.patch_node(pending.node, {"metadata": {"annotations": {
                 nodes.CACHED_IMAGES: json.dumps(sorted(images))}}})
         except ApiException as err:
             log.warning("node %s: could not record image cache: %s", pending.node, err.reason)
+        self._list_images(pending.node)
         ref = client.V1ObjectReference(api_version="v1", kind="Pod", namespace=pending.namespace,
                                        name=pending.name, uid=pending.uid,
                                        field_path=f"spec.containers{{{pending.container}}}")

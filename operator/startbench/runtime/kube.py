@@ -41,6 +41,14 @@ class ClusterIO:
             return {}, {}
         return dict(meta.labels or {}), dict(meta.annotations or {})
 
+    def node_images(self, name: str) -> list[dict[str, Any]] | None:
+        """The images a node's kubelet reports (`status.images`: names and sizeBytes); None when it cannot be read."""
+        try:
+            node = self.core.read_node(name)
+        except ApiException:
+            return None
+        return [{"names": list(i.names or []), "sizeBytes": i.size_bytes} for i in (node.status.images or [])]
+
     def node_annotations(self, name: str) -> tuple[dict[str, str], str]:
         """(annotations, resourceVersion) of a node; raises ApiException when it cannot be read."""
         meta = self.core.read_node(name).metadata

@@ -46,7 +46,8 @@ class Metrics:
             ("benchmark", "image", "framework", "variant"), registry=r)
         self.pull_throughput = Gauge(
             "startbench_pull_throughput_bytes_per_second",
-            "Compressed bytes pulled per second of pull time, last cold pull of the image on the node.",
+            "Compressed bytes per second of pull time, last download of the image on the node (observed cache miss; "
+            "pulls that transferred nothing are left out).",
             ("node", "image"), registry=r)
         self.samples_per_second = Gauge(
             "startbench_training_samples_per_second", "Training throughput in the steady window of a run.",

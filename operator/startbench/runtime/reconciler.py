@@ -22,6 +22,7 @@ from startbench.runtime.metrics import Metrics
 from startbench.core.contracts import ANNOTATION_OBSERVATIONS, is_simulated
 from startbench.runtime.observer import Observer, PodEntry, now_ms, serialize
 from startbench.core.planner import PlanError, Run, RunState, next_runs, plan, select_nodes
+from startbench.core.cache import downloaded, node_evidence
 from startbench.core.records import RecordBook
 from startbench.runtime.purger import purge_image
 from startbench.core.spec import BenchmarkSpec, ImageEntry, SpecError
@@ -244,17 +245,25 @@ class BenchmarkReconciler:
         for name in self.created:
             states.setdefault(name, RunState.RUNNING)
         parallelism = min(ctx.spec.parallelism, self.config.max_parallel_pods)
-        to_start = []
+        to_start, evidence, node_images = [], {}, {}
         for run in next_runs(ctx.runs, states, parallelism, ctx.spec.mode):
+            image = ctx.spec.image(run.image).reference
+            purged = False
             if run.purge_first:  # spec.purgeImageBeforeColdRun: make the cold run truly cold
-                purged = purge_image(self.io, run.node, ctx.spec.image(run.image).reference,
-                                     self.config.purge_namespace or None, self._simulated(run.node))
-                if not purged.ok:
-                    self._record_unstarted(ctx, run, "PurgeFailed", purged.message)
+                result = purge_image(self.io, run.node, image, self.config.purge_namespace or None,
+                                     self._simulated(run.node))
+                if not result.ok:
+                    self._record_unstarted(ctx, run, "PurgeFailed", result.message)
                     continue
-                log.info("%s: %s", ctx.ref.name, purged.message)
+                purged = result.how != "absent"
+                log.info("%s: %s", ctx.ref.name, result.message)
+            # The cache evidence: what the node listed right before the pod exists (read once per node a step).
+            if run.node not in node_images:
+                node_images[run.node] = self.io.node_images(run.node)
+            if node_images[run.node] is not None:
+                evidence[run.name] = node_evidence(image, node_images[run.node], purged).annotations()
             to_start.append(run)
-        for run, created_ms, refusal in self._create_pods(ctx.ref, ctx.spec, to_start):
+        for run, created_ms, refusal in self._create_pods(ctx.ref, ctx.spec, to_start, evidence):
             if refusal is None:
                 self.created[run.name] = created_ms
                 states[run.name] = RunState.RUNNING
@@ -305,12 +314,14 @@ class BenchmarkReconciler:
                                              st.Outcome(st.FAILED, reason, message), at))
         ctx.states[run.name] = RunState.DONE
 
-    def _create_pods(self, ref: BenchmarkRef, spec: BenchmarkSpec, to_start: list[Run]):
+    def _create_pods(self, ref: BenchmarkRef, spec: BenchmarkSpec, to_start: list[Run],
+                     evidence: Mapping[str, Mapping[str, str]]):
         """Create the pods of `to_start` (in parallel when there are many: a fan-out wave should start together,
         not one API round trip after another). Returns (run, created_ms, refusal or None) in plan order."""
         def create(run: Run) -> tuple[Run, float, str | None]:
             created_ms = self.clock_ms()
-            return run, created_ms, self.io.create_pod(ref.namespace, pod_manifest(ref, spec, run, int(created_ms)))
+            manifest = pod_manifest(ref, spec, run, int(created_ms), evidence.get(run.name))
+            return run, created_ms, self.io.create_pod(ref.namespace, manifest)
 
         if len(to_start) <= 2:
             return [create(run) for run in to_start]
@@ -341,7 +352,7 @@ class BenchmarkReconciler:
         if metrics:
             self.metrics.set_training(labels, metrics)
         pull = record.get("pull") or {}
-        if pull.get("seconds") and pull.get("imageSizeBytes"):
+        if downloaded(record) and pull.get("seconds") and pull.get("imageSizeBytes"):  # real downloads only
             self.metrics.set_pull_throughput(labels["node"], run.image, pull["imageSizeBytes"] / pull["seconds"])
         if record["result"] != st.SUCCEEDED:
             self.io.event(ref, "Warning", f"Run{record['reason']}"[:128], f"run {run.name} on {labels['node']}: "
