@@ -231,6 +231,11 @@ class FakeClusterIO:
         if pod is not None:
             pod["metadata"].setdefault("annotations", {}).update(annotations)
 
+    def list_run_pods(self, namespace: str, benchmark: str) -> list[dict[str, Any]]:
+        self._call("list_run_pods", namespace=namespace, benchmark=benchmark)
+        return [copy.deepcopy(pod) for (ns, _), pod in sorted(self.pods.items())
+                if ns == namespace and (pod["metadata"].get("labels") or {}).get(LABEL_BENCHMARK) == benchmark]
+
     def running_pods_on_node(self, namespace: str, selector: str, node: str) -> list[str]:
         self._call("running_pods_on_node", namespace=namespace, selector=selector, node=node)
         return list(self.purge_agents.get((namespace, node), []))

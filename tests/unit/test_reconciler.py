@@ -221,8 +221,6 @@ def test_nodes_are_chosen_once_and_a_node_that_joins_later_changes_nothing():
     assert {b.kubelet.last[(NS, n)]["spec"]["nodeName"] for n in b.io.created_names()} == {"gpu-0", "gpu-1"}
 
 
-@pytest.mark.xfail(strict=True, reason="the Planned event counts spec.max_runs() (nodes.maxNodes nodes, no priming "
-                   "runs), not the runs planned on the nodes chosen")
 def test_the_planned_event_counts_the_runs_of_the_plan():
     b = Bench(spec(nodes={"maxNodes": 3}, cache="warm"), gpu_nodes(2))  # 2 priming and 2 warm runs
     b.step()
@@ -284,9 +282,6 @@ def test_a_restarted_operator_resumes_from_the_observations_kept_on_the_pod():
     assert record["timeline"]["phases"]["scheduling"]["ms"] == 500.0  # not the minute the operator was away
 
 
-@pytest.mark.xfail(strict=True, reason="a restarted operator whose pod watch has not listed the pods yet takes a "
-                   "created cold run for pending and purges its image from the node again (the create then answers "
-                   "409), so the image the run just pulled is gone for the warm run that follows")
 def test_a_restart_before_the_pod_watch_has_listed_the_pods_does_not_purge_a_started_run_again():
     nodes = gpu_nodes(1, simulated=True, annotations={SIM_CACHED_IMAGES: json.dumps([IMAGE])})
     b = Bench(spec(purgeImageBeforeColdRun=True), nodes)
@@ -524,9 +519,6 @@ def test_pods_of_recorded_runs_are_deleted_as_finished_pods_keep_says(keep, dele
     assert {n for n, pod in names.items() if (NS, pod) in b.io.pods} == {"ok", "bad"} - deleted
 
 
-@pytest.mark.xfail(strict=True, reason="finishedPods.ttlSeconds is applied only by steps of a running benchmark; "
-                   "once it has finished, step() returns at once (and the daemon has stopped), so pods kept at the "
-                   "end are never deleted")
 def test_pods_kept_with_a_ttl_are_deleted_once_the_ttl_has_passed_after_the_benchmark_finished():
     b = Bench(spec(cache="cold", finishedPods={"keep": "all", "ttlSeconds": 60}), gpu_nodes(1))
     b.drive()

@@ -104,6 +104,11 @@ class ClusterIO:
             if err.status != 404:
                 log.warning("could not annotate pod %s/%s: %s", namespace, name, err.reason)
 
+    def list_run_pods(self, namespace: str, benchmark: str) -> list[dict[str, Any]]:
+        """Every run pod of a benchmark now (a LIST, for a view of them that is complete as of this moment)."""
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"{LABEL_BENCHMARK}={benchmark}")
+        return self.api.sanitize_for_serialization(pods).get("items", [])
+
     def running_pods_on_node(self, namespace: str, selector: str, node: str) -> list[str]:
         """Names of the running pods matching `selector` on `node` (not being deleted)."""
         pods = self.core.list_namespaced_pod(namespace, label_selector=selector,

@@ -76,6 +76,7 @@ class BenchmarkReconciler:
         self.images_published = False
         self.clock_ms = clock_ms
         self.book: RecordBook | None = None  # the run records, read once, then kept up to date here
+        self.listed = False  # whether this reconciler's view of the benchmark's pods is complete (see _begin_runs)
         self.created: dict[str, float] = {}  # runs this process created and has not seen on the watch yet
         self.announced: set[str] = set()
         self.node_meta: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
@@ -123,12 +124,14 @@ class BenchmarkReconciler:
     def step(self, body: Mapping[str, Any]) -> Step:
         ref = BenchmarkRef.from_body(body)
         status = dict(body.get("status") or {})
-        if status.get("phase") in TERMINAL:
-            return Step(True, status)
         try:
             spec = BenchmarkSpec.from_dict(body.get("spec") or {})
         except SpecError as err:
+            if status.get("phase") in TERMINAL:
+                return Step(True, status)
             return self._fail(ref, body, "InvalidSpec", str(err))
+        if status.get("phase") in TERMINAL:
+            return self._after_finish(ref, spec, status)
         ctx = _StepContext(ref, body, status, spec)
         for prepare in (self._choose_nodes, self._build_images, self._describe_images):
             failed = prepare(ctx)
@@ -156,8 +159,8 @@ class BenchmarkReconciler:
         self.io.patch_status(ctx.ref, {"nodes": ctx.nodes, "startedAt": ctx.status.get("startedAt") or _now(),
                                        "phase": st.RUNNING, "observedGeneration": ctx.generation})
         skipped = f"; {len(selection.excluded)} matching node(s) excluded" if selection.excluded else ""
-        self.io.event(ctx.ref, "Normal", "Planned",
-                      f"{ctx.spec.max_runs()} runs over {len(ctx.nodes)} node(s){skipped}")
+        runs = len(plan(ctx.ref.name, ctx.spec, ctx.nodes))
+        self.io.event(ctx.ref, "Normal", "Planned", f"{runs} runs over {len(ctx.nodes)} node(s){skipped}")
         return None
 
     def _build_images(self, ctx: "_StepContext") -> Step | None:
@@ -200,10 +203,22 @@ class BenchmarkReconciler:
             self._publish_images(ctx.ref, ctx.images)
         return None
 
+    def _list_pods_once(self, ref: BenchmarkRef) -> None:
+        """Before this reconciler creates, purges or deletes anything, its view of the benchmark's pods must be
+        complete: the pod watch of a restarted operator may not have listed them yet, and a run whose pod exists
+        would look pending (purged again, created again). One LIST, folded into the observer, settles it."""
+        if self.listed:
+            return
+        arrival = self.clock_ms()
+        for body in self.io.list_run_pods(ref.namespace, ref.name):
+            self.observer.on_pod(None, body, arrival)
+        self.listed = True
+
     def _begin_runs(self, ctx: "_StepContext") -> None:
         """The plan, the records so far and the pods the watch has seen, as of now."""
         ctx.runs = plan(ctx.ref.name, ctx.spec, ctx.nodes)
         ctx.book = self._load_records(ctx.ref)
+        self._list_pods_once(ctx.ref)
         ctx.pods = self.observer.pods_of(ctx.ref.namespace, ctx.ref.name)
         ctx.now = self.clock_ms()
         for name in [n for n in self.created if n in ctx.pods or n in ctx.book]:
@@ -287,6 +302,25 @@ class BenchmarkReconciler:
             record = ctx.book.get(name)
             if record is not None and not entry.deleted and self._should_delete(ctx.spec, entry, record, ctx.now):
                 self.io.delete_pod(ctx.ref.namespace, name)
+
+    def _after_finish(self, ref: BenchmarkRef, spec: BenchmarkSpec, status: dict[str, Any]) -> Step:
+        """A finished benchmark whose kept pods have a TTL (spec.finishedPods.ttlSeconds): delete each once its
+        TTL has passed; finished when none is left to wait for (at once without a TTL)."""
+        if spec.finished_pods_ttl_seconds is None or spec.keep_finished_pods == "none":
+            return Step(True, status)
+        book = self._load_records(ref)
+        self._list_pods_once(ref)
+        now = self.clock_ms()
+        waiting = False
+        for name, entry in self.observer.pods_of(ref.namespace, ref.name).items():
+            record = book.get(name)
+            if record is None or entry.deleted:
+                continue
+            if self._should_delete(spec, entry, record, now):
+                self.io.delete_pod(ref.namespace, name)
+            else:
+                waiting = True
+        return Step(not waiting, status)
 
     def _write_status(self, ctx: "_StepContext") -> Step:
         running = sum(1 for s in ctx.states.values() if s is RunState.RUNNING)
