@@ -11,7 +11,7 @@ COPY dockerfiles/build-ca/ /tmp/build-ca/
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 RUN if [ -f /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi; \
-    if [ "$FLAVOUR" = cpu ]; then pip install jax flax optax; else pip install "jax[cuda12]" flax optax; fi
+    if [ "$FLAVOUR" = cpu ]; then pip install jax flax optax; else pip install "jax[cuda12]" flax optax nvidia-ml-py; fi
 
 COPY operator/startbench/__init__.py /opt/startbench/startbench/__init__.py
 COPY operator/startbench/workload/ /opt/startbench/startbench/workload/
