@@ -220,6 +220,7 @@ _paths = st.sampled_from([
     (), ("ok",), ("error",), ("failed_phase",), ("device",), ("device", "count"), ("device", "kind"),
     ("config", "steps"), ("config", "data"), ("marks_ms",), ("marks_ms", "first_step"), ("metrics", "mfu"),
     ("metrics", "gpu_util_mean"), ("flops",), ("versions",), ("versions", "torch"), ("framework",),
+    ("device", "uuid"), ("device", "mig"), ("notes",), ("metrics", "framework_mem_peak_mib"),
 ])
 
 

@@ -165,6 +165,46 @@ def gpu_peak_tflops(device_name: str | None, precision: str) -> float | None:
     return None
 
 
+# Multiprocessors (SMs) of the whole GPU, from NVIDIA's datasheets, by the labels above: the dense peaks are
+# for all of them, so a MIG slice's peak is its share of the SMs (device_peak_tflops).
+GPU_SMS: dict[str, int] = {
+    "H200 NVL": 132, "H200 SXM": 132, "H100 PCIe": 114, "H100 SXM": 132, "A100": 108, "L40S": 142, "L4": 58,
+    "T4": 40,
+}
+
+
+def gpu_label(device_name: str | None) -> str | None:
+    """The GPU_PEAKS_TFLOPS label that `device_name` (as NVML spells it) matches, or None."""
+    if not device_name:
+        return None
+    for pattern, label, _peaks in GPU_PEAKS_TFLOPS:
+        if re.search(pattern, device_name):
+            return label
+    return None
+
+
+def device_peak_tflops(device_name: str | None, precision: str,
+                       mig: dict | None = None) -> tuple[float | None, float | None, str | None]:
+    """(peak TFLOPS of the device at `precision`, the share of the whole GPU's peak it has, a note for the
+    report or None). A MIG slice (`mig` holds its multiprocessor count, "sms") gets its share of the SMs of
+    the whole GPU times the GPU's peak; a slice whose SM count or GPU is unknown gets no peak, so no MFU:
+    never the whole GPU's peak, which would make its MFU several times too low."""
+    full = gpu_peak_tflops(device_name, precision)
+    label = gpu_label(device_name)
+    if mig is None:
+        if full is None:
+            return None, None, f"no dense {precision} peak known for this GPU: mfu null"
+        return full, 1.0, None
+    sms, total = mig.get("sms"), GPU_SMS.get(label or "")
+    if full is None:
+        return None, None, f"MIG slice of a GPU with no known {precision} peak: mfu null"
+    if not sms or not total:
+        return None, None, "MIG slice of unknown size (NVML gave no multiprocessor count): mfu null"
+    share = min(1.0, sms / total)
+    return full * share, share, (f"MIG slice: mfu against {sms}/{total} SMs of the {label} {precision} peak "
+                                 f"({full * share:.4g} of {full:.4g} TFLOPS)")
+
+
 def summarize_gpu_samples(samples: Sequence[dict[str, float | None]]) -> dict[str, float | None]:
     """Mean and max of NVML samples, like the published container-overhead study reports them.
 

@@ -27,7 +27,12 @@ METRIC_KEYS: tuple[str, ...] = (
     "samples_per_s", "step_time_p50_ms", "step_time_p90_ms", "tflops", "mfu", "gpu_util_mean", "gpu_util_max",
     "mem_util_mean", "mem_util_max", "mem_used_max_mib", "power_mean_w", "sm_clock_mean_mhz",
 )
+# Optional metrics: in the report only when the run measured them (a GPU run).
+OPTIONAL_METRIC_KEYS: tuple[str, ...] = ("framework_mem_peak_mib",)
 CONFIG_KEYS: tuple[str, ...] = ("steps", "batch_size", "precision", "image_size", "data")
+# Optional notes, a sentence each, saying what a number does or does not mean on this run.
+NOTE_KEYS: tuple[str, ...] = ("gpus", "mfu", "memory", "sampler")
+MAX_NOTE_CHARS = 200
 
 _schema_cache: dict[str, Any] = {}
 
@@ -66,10 +71,14 @@ def _clean_number(value: Any) -> float | int | None:
 def build_report(*, framework: str, model: str, marks_ms: Mapping[str, float],
                  device: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
                  metrics: Mapping[str, Any] | None = None, error: str | None = None,
-                 flops: Mapping[str, Any] | None = None, versions: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 flops: Mapping[str, Any] | None = None, versions: Mapping[str, str] | None = None,
+                 notes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A report dict. `ok` and `failed_phase` follow from the marks: a run is ok when every mark after
     process_start is present and no error was given; otherwise failed_phase is the first absent mark
-    (steady_end when all are present but an error still occurred) and `error` says why."""
+    (steady_end when all are present but an error still occurred) and `error` says why.
+
+    Optional parts appear only when given: device `uuid` and `mig` (the NVML device sampled), the metrics of
+    OPTIONAL_METRIC_KEYS present in `metrics`, `flops`, `versions`, and `notes` (keys NOTE_KEYS)."""
     marks = {name: round(float(marks_ms[name]), 3) for name in MARKS if name in marks_ms}
     unknown = sorted(set(marks_ms) - set(MARKS))
     if unknown:
@@ -81,6 +90,14 @@ def build_report(*, framework: str, model: str, marks_ms: Mapping[str, float],
         error = f"the run ended before mark {failed!r} without an error message"
     dev = dict(device or {})
     name = dev.get("name")
+    device_doc: dict[str, Any] = {"kind": dev.get("kind"), "name": truncate(str(name), 128) if name else None,
+                                  "count": dev.get("count")}
+    if dev.get("uuid"):
+        device_doc["uuid"] = truncate(str(dev["uuid"]), 96)
+    if dev.get("mig") is not None:
+        mig = dev["mig"]
+        device_doc["mig"] = {"slices": mig.get("slices"), "sms": mig.get("sms"),
+                             "share": _clean_number(mig.get("share"))}
     doc: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "ok": ok,
@@ -88,16 +105,23 @@ def build_report(*, framework: str, model: str, marks_ms: Mapping[str, float],
         "error": truncate(str(error)) if error else None,
         "framework": truncate(str(framework), 32),
         "model": truncate(str(model), 32),
-        "device": {"kind": dev.get("kind"), "name": truncate(str(name), 128) if name else None,
-                   "count": dev.get("count")},
+        "device": device_doc,
         "config": {key: (config or {}).get(key) for key in CONFIG_KEYS},
         "marks_ms": marks,
         "metrics": {key: _clean_number((metrics or {}).get(key)) for key in METRIC_KEYS},
     }
+    for key in OPTIONAL_METRIC_KEYS:
+        if key in (metrics or {}):
+            doc["metrics"][key] = _clean_number(metrics[key])
     if flops is not None and flops.get("per_sample"):
         doc["flops"] = {"per_sample": float(flops["per_sample"]), "source": flops["source"]}
     if versions:
         doc["versions"] = {str(k)[:24]: truncate(str(v), 48) for k, v in list(versions.items())[:6]}
+    if notes:
+        unknown_notes = sorted(set(notes) - set(NOTE_KEYS))
+        if unknown_notes:
+            raise ValueError(f"unknown notes {unknown_notes}: notes are {', '.join(NOTE_KEYS)}")
+        doc["notes"] = {key: truncate(str(notes[key]), MAX_NOTE_CHARS) for key in NOTE_KEYS if notes.get(key)}
     return doc
 
 

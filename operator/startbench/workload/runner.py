@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from startbench.workload.frameworks import FRAMEWORKS, load_backend
 from startbench.workload.marks import MARKS, Marks, next_mark
-from startbench.workload.perf import MODELS, PRECISIONS, formula_flops_per_sample, gpu_peak_tflops, step_metrics, summarize_gpu_samples
+from startbench.workload.perf import (MODELS, PRECISIONS, device_peak_tflops, formula_flops_per_sample, step_metrics,
+                                     summarize_gpu_samples)
 from startbench.workload.report import build_report, write_report
 
 FAIL_AT_ENV = "STARTBENCH_WORKLOAD_FAIL_AT"
@@ -45,6 +46,7 @@ class RunConfig:
     data: str | None
     device: str
     fail_at: str | None
+    gpu_sampler: bool = True
 
     def report_config(self) -> dict:
         return {"steps": self.steps, "batch_size": self.batch_size, "precision": self.precision,
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="override the shape's (or dataset's) class count")
     p.add_argument("--data", metavar="PATH", help="dataset (.npz or ImageFolder directory) instead of synthetic data")
     p.add_argument("--device", choices=("auto", "gpu", "cpu"), default="auto")
+    p.add_argument("--no-gpu-sampler", dest="gpu_sampler", action="store_false",
+                   help="do not sample NVML during the steady window (GPU metrics are then null; for measuring "
+                        "the sampler's own cost)")
     p.add_argument("--fail-at", choices=INJECTABLE, default=os.environ.get(FAIL_AT_ENV) or None,
                    help=f"fail on purpose just before this mark (tests; default: env {FAIL_AT_ENV})")
     return p
@@ -95,7 +100,7 @@ def parse_config(argv: list[str]) -> RunConfig:
         raise ArgumentError(f"--image-size {image_size}: at least 32 (the models downsample 32x)")
     return RunConfig(framework=a.framework, model=a.model, steps=a.steps, batch_size=a.batch_size,
                      precision=a.precision, image_size=image_size, num_classes=a.num_classes or classes,
-                     data=a.data, device=a.device, fail_at=a.fail_at)
+                     data=a.data, device=a.device, fail_at=a.fail_at, gpu_sampler=a.gpu_sampler)
 
 
 def _guess_identity(argv: list[str]) -> tuple[str, str]:
@@ -124,6 +129,7 @@ class Run:
         self.cfg: RunConfig | None = None
         self.device: dict | None = None
         self.versions: dict[str, str] = {"python": sys.version.split()[0]}
+        self.notes: dict[str, str] = {}
         self._lock = threading.Lock()
         self._reported = False
         self.wakeup_sockets: tuple | None = None
@@ -139,7 +145,8 @@ class Run:
             self._reported = True
             doc = build_report(framework=self.framework, model=self.model, marks_ms=dict(self.marks.wall_ms),
                                device=self.device, config=self.cfg.report_config() if self.cfg else None,
-                               metrics=metrics, error=error, flops=flops, versions=self.versions)
+                               metrics=metrics, error=error, flops=flops, versions=self.versions,
+                               notes=self.notes)
             write_report(doc)
             return True
         finally:
@@ -226,6 +233,7 @@ def _run_phases(run: Run, cfg: RunConfig) -> int:
     run.versions.update(backend.import_framework())
     reach("framework_imported")
     run.device = backend.init_device(cfg.device)
+    gpu = _find_gpu(run) if run.device.get("kind") == "gpu" else None
     reach("device_ready")
     backend.build_model(cfg)
     reach("model_built")
@@ -240,10 +248,10 @@ def _run_phases(run: Run, cfg: RunConfig) -> int:
     reach("first_step")
 
     sampler = None
-    if run.device.get("kind") == "gpu":
+    if gpu is not None and gpu.device is not None and cfg.gpu_sampler:
         from startbench.workload.gpu import GpuSampler
 
-        sampler = GpuSampler(0)
+        sampler = GpuSampler(gpu.nv, gpu.device.handle)
         if not sampler.start():
             sampler = None
     step_times = []
@@ -265,9 +273,59 @@ def _run_phases(run: Run, cfg: RunConfig) -> int:
         log(f"FLOP counter failed ({type(exc).__name__}: {exc}); using the FLOPs formula")
     if flops is None:
         flops = {"per_sample": formula_flops_per_sample(cfg.model, cfg.image_size, cfg.num_classes), "source": "formula"}
-    peak = gpu_peak_tflops(run.device.get("name"), cfg.precision) if run.device.get("kind") == "gpu" else None
+    peak = None
+    if run.device.get("kind") == "gpu":
+        mig = run.device.get("mig")
+        peak, share, note = device_peak_tflops(run.device.get("name"), cfg.precision, mig)
+        if mig is not None:
+            mig["share"] = share
+        if note:
+            run.notes["mfu"] = note
     metrics = step_metrics(step_times, cfg.batch_size, flops["per_sample"], peak)
     if samples:
         metrics.update(summarize_gpu_samples(samples))
+    if run.device.get("kind") == "gpu":
+        metrics["framework_mem_peak_mib"], memory_note = _memory_report(backend)
+        if memory_note:
+            run.notes["memory"] = memory_note
     run.report(metrics=metrics, flops=flops)
     return 0
+
+
+def _find_gpu(run: Run):
+    """The NVML device the framework trains on (workload/gpu.py), its name and MIG slice into run.device, and
+    the notes on which device was sampled and on GPUs left idle. NVML's name wins over the framework's: it
+    names a MIG slice's profile and is what the peak table matches."""
+    from startbench.workload.gpu import probe
+
+    cfg = run.cfg
+    found = probe(framework_uuid=run.device.pop("uuid", None), ordinal=run.device.pop("ordinal", 0) or 0)
+    if found.device is not None:
+        run.device["name"] = found.device.name
+        run.device["uuid"] = found.device.uuid
+        if found.device.mig is not None:
+            run.device["mig"] = dict(found.device.mig)
+        if cfg is not None and not cfg.gpu_sampler:
+            sampled = "NVML sampler off (--no-gpu-sampler): GPU metrics null"
+        elif found.device.mig is not None:
+            sampled = "NVML has no utilisation counters for a MIG slice (gpu_util, mem_util null)"
+        else:
+            sampled = "sampled"
+        run.notes["sampler"] = f"NVML device chosen by {found.how}; {sampled}"
+    else:
+        run.notes["sampler"] = f"{found.how}: GPU metrics null"
+    log(f"GPU: {run.notes['sampler']}")
+    count = run.device.get("count") or 0
+    if count > 1:
+        run.notes["gpus"] = (f"trains on 1 GPU of the {count} visible: the workload is single-device, the other "
+                             f"{count - 1} stay idle (throughput, TFLOPS and MFU are for one GPU)")
+        log(run.notes["gpus"])
+    return found
+
+
+def _memory_report(backend) -> tuple[float | None, str | None]:
+    try:
+        return backend.memory_report()
+    except Exception as exc:  # a statistic the framework cannot give must not fail a finished run
+        log(f"memory statistics unavailable ({type(exc).__name__}: {exc})")
+        return None, None

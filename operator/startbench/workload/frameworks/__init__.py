@@ -5,12 +5,17 @@ A backend is an object with:
   name                                   "pytorch", "jax" or "tensorflow"
   import_framework() -> dict[str, str]   import the framework; versions for the report
   init_device(want) -> dict              want is "auto", "cpu" or "gpu"; run one tiny synchronised
-                                         operation; {"kind", "name", "count"}
+                                         operation; {"kind", "name", "count"}, and on a GPU "ordinal" (the
+                                         CUDA ordinal trained on) and "uuid" where the framework tells it:
+                                         the runner finds that device in NVML (workload/gpu.py)
   build_model(cfg)                       model, loss and optimiser for cfg.model / precision
   prepare_data(cfg, dataset)             dataset is None (synthetic) or (x uint8 NHWC, y, classes)
   step()                                 one training step, returning only when the device is done
   counted_flops_per_sample(cfg)          training FLOPs per sample from the framework's own counter,
                                          or None (then perf.formula_flops_per_sample is used)
+  memory_report() -> (MiB, note)         peak device memory the framework allocated and a note on what
+                                         NVML's figure holds besides (a preallocated pool, a cache);
+                                         (None, None) on the CPU
 """
 
 from __future__ import annotations

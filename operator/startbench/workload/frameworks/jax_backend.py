@@ -10,10 +10,26 @@ element-wise work too, which would not compare with the PyTorch counter).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from startbench.workload.frameworks import cpu_count, cpu_name
+
+DEFAULT_MEM_FRACTION = "0.75"  # XLA_PYTHON_CLIENT_MEM_FRACTION when unset (JAX's GPU memory allocation docs)
+
+
+def preallocation_note(env: Mapping[str, str], pool_bytes: float | None) -> str:
+    """What NVML's memory figure means under JAX's allocator settings (pure: reads `env` only)."""
+    preallocate = env.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true").strip().lower() not in ("false", "0")
+    if env.get("XLA_PYTHON_CLIENT_ALLOCATOR", "").strip().lower() == "platform" or not preallocate:
+        return ("JAX preallocation off (XLA_PYTHON_CLIENT_PREALLOCATE/ALLOCATOR): mem_used_max_mib follows the "
+                "allocator; framework_mem_peak_mib is peak_bytes_in_use")
+    fraction = env.get("XLA_PYTHON_CLIENT_MEM_FRACTION") or DEFAULT_MEM_FRACTION
+    pool = f", {pool_bytes / 2**20:.0f} MiB" if pool_bytes else ""
+    return (f"JAX preallocates {fraction} of GPU memory{pool}: mem_used_max_mib shows that pool; "
+            "framework_mem_peak_mib is peak_bytes_in_use (XLA_PYTHON_CLIENT_PREALLOCATE=false turns it off)")
 
 
 def _models(nn, jnp):
@@ -136,10 +152,11 @@ class JaxBackend:
         self.device = device
         (jax.device_put(jnp.ones(16), device) * 2).sum().block_until_ready()
         if device.platform == "gpu":
-            from startbench.workload.gpu import nvml_device_name
-
-            return {"kind": "gpu", "name": nvml_device_name(0) or device.device_kind,
-                    "count": len([d for d in jax.devices() if d.platform == "gpu"])}
+            # The runner finds this device in NVML (workload/gpu.py): JAX gives no UUID, only its CUDA ordinal.
+            ordinal = getattr(device, "local_hardware_id", None)
+            return {"kind": "gpu", "name": device.device_kind,
+                    "count": len([d for d in jax.devices() if d.platform == "gpu"]),
+                    "ordinal": ordinal if isinstance(ordinal, int) and ordinal >= 0 else 0}
         return {"kind": "cpu", "name": cpu_name(), "count": cpu_count()}
 
     def build_model(self, cfg) -> None:
@@ -196,6 +213,17 @@ class JaxBackend:
         self.params, self.batch_stats, self.opt_state, loss = self.train_step(
             self.params, self.batch_stats, self.opt_state, x, y, rng)
         float(loss.block_until_ready())
+
+    def memory_report(self) -> tuple[float | None, str | None]:
+        """(peak MiB the framework allocated, a note on JAX's preallocation) on a GPU."""
+        if self.device.platform != "gpu":
+            return None, None
+        try:
+            stats = self.device.memory_stats() or {}
+        except Exception:  # a backend without memory statistics
+            stats = {}
+        peak = stats.get("peak_bytes_in_use")
+        return (peak / 2**20 if peak is not None else None), preallocation_note(os.environ, stats.get("bytes_limit"))
 
     def counted_flops_per_sample(self, cfg) -> float | None:
         return None

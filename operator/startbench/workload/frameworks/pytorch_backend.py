@@ -35,10 +35,11 @@ class PyTorchBackend:
         float((x * 2).sum().item())  # .item() waits for the device
         self._sync()
         if use_gpu:
-            from startbench.workload.gpu import nvml_device_name
-
-            name = nvml_device_name(0) or torch.cuda.get_device_name(0)
-            return {"kind": "gpu", "name": name, "count": torch.cuda.device_count()}
+            # The runner finds this device in NVML by its UUID (workload/gpu.py) and names it from there.
+            props = torch.cuda.get_device_properties(0)
+            uuid = getattr(props, "uuid", None)
+            return {"kind": "gpu", "name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(),
+                    "uuid": str(uuid) if uuid is not None else None, "ordinal": 0}
         return {"kind": "cpu", "name": cpu_name(), "count": cpu_count()}
 
     def build_model(self, cfg) -> None:
@@ -97,6 +98,16 @@ class PyTorchBackend:
             self.optimizer.step()
         loss.item()  # waits for the device, and fails loudly on a broken step
         self._sync()
+
+    def memory_report(self) -> tuple[float | None, str | None]:
+        """(peak MiB the framework allocated, a note on what NVML's figure holds besides) on a GPU."""
+        if self.device.type != "cuda":
+            return None, None
+        cuda = self.torch.cuda
+        reserved = cuda.max_memory_reserved(self.device) / 2**20
+        return cuda.max_memory_allocated(self.device) / 2**20, (
+            f"NVML's mem_used_max_mib also counts the CUDA context and torch's block cache (reserved peak "
+            f"{reserved:.0f} MiB); framework_mem_peak_mib is torch.cuda.max_memory_allocated")
 
     def counted_flops_per_sample(self, cfg) -> float | None:
         """Forward + backward FLOPs of one sample, counted by torch.utils.flop_counter (after the timed

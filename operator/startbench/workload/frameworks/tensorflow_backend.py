@@ -13,8 +13,18 @@ pooling is a bilinear resize when the feature map is not 6x6: exact for the 1x1 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from startbench.workload.frameworks import cpu_count, cpu_name
+
+
+def preallocation_note(env: Mapping[str, str]) -> str:
+    """What NVML's memory figure means under TensorFlow's allocator settings (pure: reads `env` only)."""
+    if env.get("TF_FORCE_GPU_ALLOW_GROWTH", "").strip().lower() == "true":
+        return ("TensorFlow memory growth on (TF_FORCE_GPU_ALLOW_GROWTH=true): mem_used_max_mib follows the "
+                "allocator; framework_mem_peak_mib is get_memory_info's peak")
+    return ("TensorFlow reserves nearly all GPU memory at start: mem_used_max_mib shows that reservation; "
+            "framework_mem_peak_mib is get_memory_info's peak (TF_FORCE_GPU_ALLOW_GROWTH=true turns it off)")
 
 
 def _resnet(keras, image_size: int, num_classes: int, bottleneck: bool):
@@ -91,10 +101,9 @@ class TensorFlowBackend:
         with tf.device(self.device_name):
             float(tf.reduce_sum(tf.ones(16) * 2).numpy())
         if gpus:
-            from startbench.workload.gpu import nvml_device_name
-
+            # The runner finds this device in NVML (workload/gpu.py): TensorFlow gives no UUID; it is ordinal 0.
             details = tf.config.experimental.get_device_details(gpus[0])
-            return {"kind": "gpu", "name": nvml_device_name(0) or details.get("device_name"), "count": len(gpus)}
+            return {"kind": "gpu", "name": details.get("device_name"), "count": len(gpus), "ordinal": 0}
         return {"kind": "cpu", "name": cpu_name(), "count": cpu_count()}
 
     def build_model(self, cfg) -> None:
@@ -152,6 +161,16 @@ class TensorFlowBackend:
         x, y = (self.x, self.y) if self.batches is None else self._to_device(*next(self.batches))
         with self.tf.device(self.device_name):
             float(self.train_step(x, y).numpy())  # .numpy() waits for the step to finish
+
+    def memory_report(self) -> tuple[float | None, str | None]:
+        """(peak MiB the framework allocated, a note on TensorFlow's reservation) on a GPU."""
+        if self.device_name != "/GPU:0":
+            return None, None
+        try:
+            peak = self.tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        except Exception:
+            peak = None
+        return peak, preallocation_note(os.environ)
 
     def counted_flops_per_sample(self, cfg) -> float | None:
         return None
