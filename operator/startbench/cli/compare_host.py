@@ -64,6 +64,27 @@ def _parse(side: str, text: str, detail: str) -> dict[str, Any]:
     return report
 
 
+def _describe(report: dict[str, Any]) -> str:
+    device = report.get("device") or {}
+    return f"{device.get('kind')} ({device.get('name') or 'unnamed'})"
+
+
+def check_same_device(host: dict[str, Any], container: dict[str, Any], requested: str) -> None:
+    """Refuse a comparison whose two sides trained on different devices: a GPU host against a CPU container
+    (what `--device auto` gives when the container is not handed the GPUs) measures the device, not the
+    container. Kind and name must agree (the name of a MIG slice includes its profile)."""
+    h, c = host.get("device") or {}, container.get("device") or {}
+    if h.get("kind") == c.get("kind") and h.get("name") == c.get("name"):
+        return
+    fix = ("pass --device gpu (the container then gets the GPUs; needs the NVIDIA container toolkit) or "
+           "--device cpu to compare like with like")
+    if requested == "gpu" and c.get("kind") != "gpu":
+        fix = ("the container saw no GPU although --device gpu handed it the GPUs: check the NVIDIA container "
+               "toolkit (docker run --gpus all ... nvidia-smi) and that the image has a CUDA build of the framework")
+    raise CompareError(f"device mismatch: the host ran on {_describe(host)}, the container on "
+                       f"{_describe(container)} (--device {requested}); {fix}")
+
+
 def run_host(args, wargs: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="startbench-compare-") as tmp:
         env = dict(os.environ, STARTBENCH_REPORT_PATH=os.path.join(tmp, "report.json"))
@@ -126,8 +147,7 @@ def run_compare_host(args) -> int:
                                    "build it (dockerfiles/) or pass another --image") from None
         for i in range(args.warmup):
             print(f"compare-host: warm-up {i + 1}/{args.warmup}", file=sys.stderr)
-            run_host(args, wargs)
-            run_container(client, args, wargs)
+            check_same_device(run_host(args, wargs), run_container(client, args, wargs), args.device)
         host, cont = [], []
         for i in range(args.repeats):
             # Alternate the order, so drift of the machine does not favour one side.
@@ -138,6 +158,7 @@ def run_compare_host(args) -> int:
                     host.append(run_host(args, wargs))
                 else:
                     cont.append(run_container(client, args, wargs))
+            check_same_device(host[-1], cont[-1], args.device)
     except (CompareError, subprocess.TimeoutExpired) as exc:
         print(f"compare-host: {exc}", file=sys.stderr)
         return 1
