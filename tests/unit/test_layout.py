@@ -49,6 +49,8 @@ FORBIDDEN = {
     "images": ("kopf", "prometheus_client", "startbench.runtime", "startbench.cli", "startbench.localcluster"),
     "runtime": ("startbench.cli", "startbench.localcluster"),
     "localcluster": ("kopf", "prometheus_client", "startbench.runtime", "startbench.cli"),
+    "report": ("kubernetes", "kopf", "prometheus_client", "docker", "startbench.runtime", "startbench.cli",
+               "startbench.localcluster", "startbench.images"),
 }
 
 
@@ -74,6 +76,17 @@ def test_core_imports_only_the_standard_library_yaml_jsonschema_rich_and_itself(
                 continue
             third_party.add(f"{f.name}: {name}")
     assert not third_party, sorted(third_party)
+
+
+def test_report_imports_only_the_standard_library_matplotlib_yaml_the_core_and_itself():
+    """The report is pure rendering: records and a Benchmark in, HTML or figure bytes out."""
+    import sys
+    allowed = ("startbench.core", "startbench.report", "matplotlib", "yaml")
+    bad = {f"{f.name}: {name}" for f in sorted((PACKAGE / "report").rglob("*.py")) for name in imports_of(f)
+           if not (name.split(".")[0] in sys.stdlib_module_names or name in ("__future__", "startbench",
+                                                                               "startbench.__version__")
+                   or _under(name, allowed))}
+    assert not bad, sorted(bad)
 
 
 def test_every_module_sits_in_a_layer_folder():

@@ -16,6 +16,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("compare-host", "startbench.cli.compare_host"),
     ("results", "startbench.cli.results"),
     ("capacity", "startbench.cli.capacity"),
+    ("report", "startbench.cli.report"),
 ]
 
 
