@@ -161,6 +161,11 @@ class BenchmarkReconciler:
         skipped = f"; {len(selection.excluded)} matching node(s) excluded" if selection.excluded else ""
         runs = len(plan(ctx.ref.name, ctx.spec, ctx.nodes))
         self.io.event(ctx.ref, "Normal", "Planned", f"{runs} runs over {len(ctx.nodes)} node(s){skipped}")
+        gpus = ctx.spec.nodes.gpus_per_pod
+        if gpus > 1:  # python -m startbench.workload trains on one device (its report says so too)
+            self.io.event(ctx.ref, "Warning", "GpusLeftIdle",
+                          f"spec.nodes.gpusPerPod is {gpus}: the workload trains on one GPU of each pod and leaves "
+                          f"{gpus - 1} idle; set gpusPerPod: 1 unless the image trains on several GPUs")
         return None
 
     def _build_images(self, ctx: "_StepContext") -> Step | None:
