@@ -220,6 +220,10 @@ def test_progress_status_fields_and_conditions():
     failed = get_condition(all_failed["conditions"], "Failed")
     assert all_failed["phase"] == "Failed" and failed["status"] == "True"
     assert all_failed["message"] == failed["message"] and all_failed["message"].startswith("every run failed")
+    assert st_["clockCorrected"] == 0
+    skewed = [dict(r, timeline=dict(r["timeline"], clock={"offsetMs": -1900.0, "lowerMs": -9000.0, "upperMs": -1900.0,
+                                                          "corrected": True})) for r in recs[:2]] + recs[2:]
+    assert progress_status(SPEC, RUNS, skewed, 0, [], 1, NOW)["clockCorrected"] == 2
     assert "message" not in half and "message" in st_ and st_["message"].startswith("1 of 4 runs failed")
 
 

@@ -324,6 +324,8 @@ def progress_status(spec: BenchmarkSpec, runs: Sequence[Run], records: Sequence[
         "summaries": summaries(latest.values(), [e.name for e in spec.images]),
         "thresholds": thresholds, "conditions": conds,
         "p50TimeToFirstStepSeconds": None if ttfs is None else _round(ttfs.p50),
+        "clockCorrected": sum(1 for r in latest.values()
+                              if ((r.get("timeline") or {}).get("clock") or {}).get("corrected")),
     }
     if complete and failed:  # why, in one line, where `kubectl get` and `describe` show it
         out["message"] = failure_summary(latest.values())

@@ -29,8 +29,14 @@ imports, device_init, first_step). Each boundary has one source:
     the last three      report:<mark>              the in-pod report's marks (the pod's clock)
 
 Arrivals lag the moment they describe by the watch's latency; the in-pod marks are exact on the pod's
-clock, which may differ from the operator's. Boundaries must not go backwards: a boundary earlier than the one
-before it is moved up to it and the move is recorded as a clamp, so no phase is negative. A missing boundary
+clock, which may differ from the operator's, and their differences are exact (monotonic). One clock:
+`clock_check` bounds the offset between the two from facts both saw (no mark of the pod precedes the create
+call; the process cannot start after the operator saw the container running; the report cannot be written
+after the operator saw the container end). Where zero lies outside those bounds, the pod's marks are shifted to
+the nearest bound, and the record says so (`clock: {offsetMs, lowerMs, upperMs, corrected}`). Boundaries must
+not go backwards: where the pod's block of marks still starts before the operator's last boundary, the whole
+block moves up to it (its own durations kept), and any other boundary earlier than the one before it is moved
+up to it; each move is recorded as a clamp, so no phase is negative. A missing boundary
 merges its two phases into the earlier one, whose `covers` then names both; summaries use only phases that
 cover exactly themselves. The phases add up exactly to the total, created to the last boundary reached.
 """
@@ -283,6 +289,38 @@ class Clamp:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClockCheck:
+    """The offset added to the pod's marks to put them on the operator's clock, and the bounds the facts allow.
+    `upper_ms` is None when no fact bounds it from above (the container was never seen running or ended)."""
+    offset_ms: float
+    lower_ms: float
+    upper_ms: float | None
+    corrected: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offsetMs": round(self.offset_ms, 3), "lowerMs": round(self.lower_ms, 3),
+                "upperMs": None if self.upper_ms is None else round(self.upper_ms, 3), "corrected": self.corrected}
+
+
+def clock_check(obs: Observations, marks: Mapping[str, float]) -> ClockCheck | None:
+    """Bounds on (operator clock - pod clock) from what both clocks saw, and the offset to apply: 0 when 0 is
+    within them, else the nearest bound. None without marks (no report, or one without times)."""
+    values = [float(v) for v in marks.values() if v is not None and v == v]
+    if not values:
+        return None
+    start = marks.get("process_start")
+    lower = obs.created_ms - min(values)  # no mark of the pod is earlier than the create call
+    uppers = []
+    if start is not None and obs.running_ms is not None:
+        uppers.append(obs.running_ms - float(start))  # the process ran before the watch showed it running
+    if obs.terminated_ms is not None:
+        uppers.append(obs.terminated_ms - max(values))  # the report was written before the container ended
+    upper = min(uppers) if uppers else None
+    offset = lower if lower > 0 else upper if upper is not None and upper < 0 else 0.0
+    return ClockCheck(offset, lower, upper, offset != 0)
+
+
+@dataclasses.dataclass(frozen=True)
 class Timeline:
     phases: tuple[Phase, ...]  # all seven, in PHASES order
     total_ms: float  # created -> last boundary reached; equals the sum of the phases' ms
@@ -290,6 +328,7 @@ class Timeline:
     cache_observed: str  # hit, miss, revalidated or unknown (core/cache.py), from the kubelet and the node
     clamps: tuple[Clamp, ...] = ()
     cache_evidence: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    clock: ClockCheck | None = None
 
     @property
     def time_to_first_step_ms(self) -> float | None:
@@ -311,6 +350,7 @@ class Timeline:
                if self.cache_evidence else {}),
             **({"clamps": [{"boundary": c.boundary, "byMs": round(c.by_ms, 3)} for c in self.clamps]}
                if self.clamps else {}),
+            **({"clock": self.clock.to_dict()} if self.clock is not None else {}),
         }
 
 
@@ -343,10 +383,22 @@ def _boundaries(obs: Observations, report: ReportView | None) -> list[tuple[floa
 
 
 def build_timeline(obs: Observations, report: ReportView | None = None) -> Timeline:
-    """The phases of one run from its observations and (optionally) its in-pod report."""
+    """The phases of one run from its observations and (optionally) its in-pod report, on the operator's clock."""
+    clock = clock_check(obs, report.marks_ms) if report is not None else None
+    if clock is not None and clock.corrected:
+        report = dataclasses.replace(report, marks_ms={k: v + clock.offset_ms for k, v in report.marks_ms.items()
+                                                       if v is not None})
     raw = _boundaries(obs, report)
-    known: list[tuple[int, float, str]] = []
     clamps: list[Clamp] = []
+    # The pod's marks are one block on one (monotonic) clock: where the block still starts before the last
+    # boundary the operator saw, the whole block moves up (its own durations stay exact) and the move is a clamp.
+    pod = [i for i, (v, s) in enumerate(raw) if v is not None and (s or "").startswith("report:")]
+    seen = [v for v, s in raw[:pod[0]] if v is not None] if pod else []
+    if pod and seen and raw[pod[0]][0] < max(seen):
+        lift = max(seen) - raw[pod[0]][0]
+        clamps.append(Clamp(BOUNDARIES[pod[0]], lift))
+        raw = [(v + lift, s) if i in pod else (v, s) for i, (v, s) in enumerate(raw)]
+    known: list[tuple[int, float, str]] = []
     for i, (value, source) in enumerate(raw):
         if value is None or value != value:  # None or NaN
             continue
@@ -360,4 +412,4 @@ def build_timeline(obs: Observations, report: ReportView | None = None) -> Timel
     last_index, last_value, _ = known[-1]
     cache, evidence = observed_cache(obs.cache_hit, obs.evidence(), obs.image_id)
     return Timeline(phases=tuple(phases), total_ms=last_value - known[0][1], end=BOUNDARIES[last_index],
-                    cache_observed=cache, clamps=tuple(clamps), cache_evidence=evidence)
+                    cache_observed=cache, clamps=tuple(clamps), cache_evidence=evidence, clock=clock)
