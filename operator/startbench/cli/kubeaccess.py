@@ -37,26 +37,37 @@ def connect(kubeconfig: str | None):
     return ClusterIO(api), namespace
 
 
-def load(args: argparse.Namespace, command: str) -> tuple[Any, str, dict, list[dict]] | None:
-    """(ClusterIO, namespace, Benchmark, records) for a command's NAME, -n and --kubeconfig; None, with the
-    reason printed, when the Benchmark (or one of its records ConfigMaps) is not there."""
+def read_benchmark(io, namespace: str, name: str) -> tuple[dict, list[dict]] | None:
+    """(Benchmark, records) through the ClusterIO; None when the Benchmark (or one of its records ConfigMaps) is
+    not there. Commands that poll (`results --watch`) call it again and again."""
     from kubernetes.client.rest import ApiException
 
     from startbench.core.records import read_chunks
-    io, default_namespace = connect(args.kubeconfig)
-    namespace = args.namespace or default_namespace
-    missing = (f"startbench {command}: no Benchmark {args.name!r} in namespace {namespace!r} (or one of its "
-               f"records ConfigMaps is gone); check `kubectl get sbench -n {namespace}`")
-    benchmark = io.get_benchmark(namespace, args.name)
+    benchmark = io.get_benchmark(namespace, name)
     if benchmark is None:
-        print(missing, file=sys.stderr)
         return None
     names = (benchmark.get("status") or {}).get("recordsConfigMaps") or []
     try:
-        chunks = io.read_records(namespace, args.name, names)
+        chunks = io.read_records(namespace, name, names)
     except ApiException as exc:
         if exc.status == 404:
-            print(missing, file=sys.stderr)
             return None
         raise
-    return io, namespace, benchmark, read_chunks(chunks)
+    return benchmark, read_chunks(chunks)
+
+
+def not_found(command: str, namespace: str, name: str) -> str:
+    return (f"startbench {command}: no Benchmark {name!r} in namespace {namespace!r} (or one of its records "
+            f"ConfigMaps is gone); check `kubectl get sbench -n {namespace}`")
+
+
+def load(args: argparse.Namespace, command: str) -> tuple[Any, str, dict, list[dict]] | None:
+    """(ClusterIO, namespace, Benchmark, records) for a command's NAME, -n and --kubeconfig; None, with the
+    reason printed, when the Benchmark (or one of its records ConfigMaps) is not there."""
+    io, default_namespace = connect(args.kubeconfig)
+    namespace = args.namespace or default_namespace
+    found = read_benchmark(io, namespace, args.name)
+    if found is None:
+        print(not_found(command, namespace, args.name), file=sys.stderr)
+        return None
+    return io, namespace, *found
