@@ -34,6 +34,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from startbench.runtime import dashboards
 from startbench.workload.report import parse_report
 from tests.cluster import benchmarks as bm
 from tests.cluster.helpers import wait_for
@@ -46,11 +47,6 @@ REAL_BENCHMARK = "promdash-real"  # a JAX run on the real node: the only runs th
 # Training gauges and the report metric each is set from (Metrics.set_training).
 REPORT_FIELD = {"startbench_training_samples_per_second": "samples_per_s", "startbench_training_tflops": "tflops",
                 "startbench_training_mfu": "mfu", "startbench_training_gpu_utilization_ratio": "gpu_util_mean"}
-
-sys.path.insert(0, str(REPO / "hack"))
-import render_chart  # noqa: E402
-
-sys.path.pop(0)
 
 
 def _free_port() -> int:
@@ -191,7 +187,7 @@ def scraped(operator, kube_api, workload_report, jax_image, local_cluster, tmp_p
 def _cases():
     for name, dashboard in DASHBOARDS.items():
         instant = {(p["title"], t["refId"]): t["instant"] for p in dashboard["panels"] for t in p["targets"]}
-        for title, ref, expr in render_chart.panel_queries(dashboard):
+        for title, ref, expr in dashboards.panel_queries(dashboard):
             yield pytest.param(name, title, expr, instant[(title, ref)], id=f"{name}:{title}:{ref}")
 
 
@@ -200,7 +196,7 @@ def test_panel_query_returns_data(scraped, dashboard, title, expr, instant):
     prometheus, report, _body, no_real_node = scraped
     # Both benchmarks and both frameworks selected, as a Grafana multi-value variable renders them.
     values = {"benchmark": f"{BENCHMARK}|{REAL_BENCHMARK}", "framework": "pytorch|jax", "node": ".*"}
-    query = render_chart.substitute(expr, values)
+    query = dashboards.substitute(expr, values)
     result = prometheus.query(query, instant)  # a malformed query fails here, with Prometheus' reason
     gauge = next((m for m in REPORT_FIELD if m in expr), None)
     if gauge and report["metrics"].get(REPORT_FIELD[gauge]) is None:

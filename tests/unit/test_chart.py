@@ -1,11 +1,9 @@
 """The Helm chart: lint, render, least-privilege RBAC, the operator Deployment's hardening, the schema, and the
-derived files (CRD copy, dashboards, manifests/) kept in step with their sources. Runs the real helm binary
-(built by hack/ci/setup-30-prometheus.sh); no cluster."""
+derived files (CRD copy, dashboards, manifests/) kept in step with their sources. The tests marked
+`tools("helm")` run the real helm binary (built by hack/ci/setup-30-prometheus.sh); no cluster."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,18 +11,12 @@ import pytest
 import yaml
 
 from startbench.runtime import config
-from startbench.localcluster import paths
+from tests.support import tools
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "startbench"
-HELM = paths.binaries().helm
-
-spec = importlib.util.spec_from_file_location("render_chart", REPO / "hack" / "render_chart.py")
-render_chart = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(render_chart)
-
-pytestmark = pytest.mark.skipif(not os.access(HELM, os.X_OK),
-                                reason=f"helm is not built at {HELM}: run hack/ci/setup-30-prometheus.sh")
+HELM = tools.helm_path()
+needs_helm = pytest.mark.tools("helm")
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -48,11 +40,13 @@ def operator_container(docs: list[dict]) -> dict:
     return next(c for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"] if c["name"] == "operator")
 
 
+@needs_helm
 def test_lint_is_clean_in_strict_mode():
     result = helm("lint", str(CHART), "--strict", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@needs_helm
 def test_derived_files_are_current():
     result = subprocess.run(["python3", str(REPO / "hack" / "render_chart.py"), "--check"], capture_output=True,
                             text=True, timeout=120)
@@ -66,6 +60,7 @@ def test_chart_crd_is_the_source_under_a_generated_header():
     assert copy.endswith(source) and yaml.safe_load(copy) == yaml.safe_load(source)
 
 
+@needs_helm
 def test_deployment_is_one_hardened_replica_running_startbench_operator():
     docs = render()
     deployment = one(docs, "Deployment")
@@ -92,6 +87,7 @@ def test_deployment_is_one_hardened_replica_running_startbench_operator():
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
 
 
+@needs_helm
 def test_operator_env_is_a_valid_configuration():
     container = operator_container(render("operator.watchNamespaces={team-a,team-b}", "operator.logLevel=DEBUG"))
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -108,6 +104,7 @@ def _rules(doc: dict) -> list[tuple[str, str, str]]:
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
 
 
+@needs_helm
 def test_watching_named_namespaces_grants_work_only_there_and_reads_cluster_wide():
     docs = render("operator.watchNamespaces={team-a,team-b}")
     roles = [d for d in docs if d["kind"] == "Role"]
@@ -130,6 +127,7 @@ def test_watching_named_namespaces_grants_work_only_there_and_reads_cluster_wide
     assert {r for _g, r, _v in cluster} == {"nodes", "customresourcedefinitions", "namespaces"}
 
 
+@needs_helm
 @pytest.mark.parametrize("sets", [(), ("operator.watchNamespaces={team-*}",)])
 def test_all_namespaces_or_a_glob_needs_cluster_wide_work_rules(sets):
     docs = render(*sets)
@@ -139,6 +137,7 @@ def test_all_namespaces_or_a_glob_needs_cluster_wide_work_rules(sets):
     assert ("", "namespaces", "watch") in _rules(one(docs, "ClusterRole", "-read"))
 
 
+@needs_helm
 def test_every_name_fits_63_characters_with_a_long_release_name():
     release = "a-very-long-release-name-for-a-benchmarking-operator"  # 52 of the 53 helm allows
     docs = render("serviceMonitor.enabled=true", "cachePurge.enabled=true", "cachePurge.image.repository=r/crictl",
@@ -150,6 +149,7 @@ def test_every_name_fits_63_characters_with_a_long_release_name():
     assert len(names) == len(set(names)), "two objects got the same truncated name"
 
 
+@needs_helm
 def test_service_monitor_only_when_enabled():
     assert not [d for d in render() if d["kind"] == "ServiceMonitor"]
     monitor = one(render("serviceMonitor.enabled=true", "serviceMonitor.labels.release=prom"), "ServiceMonitor")
@@ -157,6 +157,7 @@ def test_service_monitor_only_when_enabled():
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
+@needs_helm
 def test_dashboards_are_configmaps_with_a_configurable_sidecar_label():
     maps = [d for d in render("dashboards.label=my_dashboards", "dashboards.labelValue=yes") if d["kind"] == "ConfigMap"]
     files = sorted(p.name for p in (CHART / "dashboards").glob("*.json"))
@@ -168,6 +169,7 @@ def test_dashboards_are_configmaps_with_a_configurable_sidecar_label():
     assert not [d for d in render("dashboards.enabled=false") if d["kind"] == "ConfigMap"]
 
 
+@needs_helm
 def test_builder_adds_a_loopback_dind_sidecar_and_points_the_operator_at_it():
     docs = render("builder.enabled=true", "builder.insecureRegistries={registry.local:5000}")
     containers = {c["name"]: c for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]}
@@ -180,6 +182,7 @@ def test_builder_adds_a_loopback_dind_sidecar_and_points_the_operator_at_it():
     assert "dind" not in {c["name"] for c in one(render(), "Deployment")["spec"]["template"]["spec"]["containers"]}
 
 
+@needs_helm
 def test_cache_purge_agent_and_its_exec_permission_only_when_enabled():
     assert not [d for d in render() if d["kind"] == "DaemonSet"]
     docs = render("cachePurge.enabled=true", "cachePurge.image.repository=r/crictl", "cachePurge.image.tag=v1")
@@ -191,6 +194,7 @@ def test_cache_purge_agent_and_its_exec_permission_only_when_enabled():
     assert role["metadata"]["namespace"] == "startbench" and ("", "pods/exec", "create") in _rules(role)
 
 
+@needs_helm
 @pytest.mark.parametrize("sets,message", [
     (["operator.logLevel=LOUD"], "logLevel"),
     (["operator.watchNamespaces={Team_A}"], "watchNamespaces"),

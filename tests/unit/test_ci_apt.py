@@ -6,7 +6,6 @@ that records its arguments: installing packages for real would change the machin
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APT_SH = ROOT / "hack" / "ci" / "apt.sh"
 
-pytestmark = pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs Debian's dpkg-query")
+pytestmark = pytest.mark.tools("dpkg-query")
 
 # Installed on any Debian machine that runs this suite (the setup scripts need them), and a name no archive has.
 PRESENT = ("bash", "coreutils")

@@ -4,24 +4,20 @@ tests/cluster/test_prometheus.py's job."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from startbench.runtime import dashboards
 from startbench.runtime.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = REPO / "charts" / "startbench" / "dashboards"
-
-spec = importlib.util.spec_from_file_location("render_chart", REPO / "hack" / "render_chart.py")
-render_chart = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(render_chart)
 
 DASHBOARDS = {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARD_DIR.glob("*.json"))}
 ALL = {"benchmark": ".*", "framework": ".*", "node": ".*", "datasource": "prometheus"}
@@ -42,7 +38,7 @@ def test_variables_for_benchmark_framework_and_node_match_everything_when_all(na
         assert v["includeAll"] and v["multi"] and v["allValue"] == ".*"
         assert re.fullmatch(rf"label_values\(startbench_\w+, {var}\)", v["query"]["query"])
     # Every panel query uses only variables the dashboard defines.
-    for title, _ref, expr in render_chart.panel_queries(DASHBOARDS[name]):
+    for title, _ref, expr in dashboards.panel_queries(DASHBOARDS[name]):
         used = set(re.findall(r"\$\{?(\w+)", expr))
         assert used <= set(variables), (title, used - set(variables))
 
@@ -93,7 +89,7 @@ def _metric_names() -> set[str]:
 def test_every_metric_a_dashboard_reads_exists():
     known = _metric_names()
     for dashboard in DASHBOARDS.values():
-        exprs = [e for _t, _r, e in render_chart.panel_queries(dashboard)]
+        exprs = [e for _t, _r, e in dashboards.panel_queries(dashboard)]
         exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
         for expr in exprs:
             for metric in re.findall(r"\bstartbench_\w+", expr):
@@ -102,18 +98,17 @@ def test_every_metric_a_dashboard_reads_exists():
 
 def test_no_query_groups_by_a_per_pod_label():
     for dashboard in DASHBOARDS.values():
-        for _title, _ref, expr in render_chart.panel_queries(dashboard):
+        for _title, _ref, expr in dashboards.panel_queries(dashboard):
             assert not re.search(r"\b(pod|run|run_id|pod_name)\b", expr), expr
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus) is not installed: "
-                                                              "run hack/ci/setup-30-prometheus.sh")
+@pytest.mark.tools("promtool")
 def test_every_query_parses_with_promtool(tmp_path):
     # promtool parses the expression of every recording rule: the dashboards' queries, variables filled in.
     rules = []
     for name, dashboard in DASHBOARDS.items():
-        for i, (_title, _ref, expr) in enumerate(render_chart.panel_queries(dashboard)):
-            rules.append({"record": f"startbench:{name}:{i}", "expr": render_chart.substitute(expr, ALL)})
+        for i, (_title, _ref, expr) in enumerate(dashboards.panel_queries(dashboard)):
+            rules.append({"record": f"startbench:{name}:{i}", "expr": dashboards.substitute(expr, ALL)})
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
@@ -127,7 +122,22 @@ def test_every_query_parses_with_promtool(tmp_path):
 
 
 def test_substitute_fills_both_spellings_and_refuses_unknown_variables():
-    assert render_chart.substitute('x{a=~"$benchmark",b="${node}"}', {"benchmark": "b1", "node": "n"}) == \
+    assert dashboards.substitute('x{a=~"$benchmark",b="${node}"}', {"benchmark": "b1", "node": "n"}) == \
         'x{a=~"b1",b="n"}'
     with pytest.raises(KeyError, match=r"\$nope"):
-        render_chart.substitute("x{a=~\"$nope\"}", {})
+        dashboards.substitute("x{a=~\"$nope\"}", {})
+
+
+def test_chart_files_are_the_modules_dashboards():
+    # hack/render_chart.py writes them (its --check, with helm, also covers manifests/); this needs no helm.
+    assert {name: build() for name, build in dashboards.DASHBOARDS.items()} == DASHBOARDS
+
+
+def test_dashboards_module_is_pure_data():
+    # Importable where neither a cluster client nor a metrics registry is wanted (hack/render_chart.py, tests).
+    code = ("import sys, startbench.runtime.dashboards\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'kubernetes', 'kopf', 'prometheus_client', "
+            "'docker', 'yaml'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=REPO / "operator")
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -6,6 +6,7 @@ from startbench.core.manifests import BenchmarkRef, pod_manifest, run_selector, 
 from startbench.core.planner import plan
 from startbench.core.records import records_configmap, records_configmap_name
 from startbench.core.spec import BenchmarkSpec, SpecError
+from startbench.workload import runner
 
 REF = BenchmarkRef(name="b1", namespace="team-a", uid="0b8a5f0e-1111-2222-3333-444455556666")
 SPEC = BenchmarkSpec.from_dict({
@@ -66,7 +67,6 @@ def test_container_resources_pull_policy_and_report_path():
 
 
 def test_command_parses_with_the_workloads_own_parser():
-    runner = pytest.importorskip("startbench.workload.runner")
     _, args = workload_command(SPEC, "pytorch")
     cfg = runner.parse_config(args)
     assert (cfg.model, cfg.steps, cfg.batch_size, cfg.precision, cfg.image_size, cfg.device) == (

@@ -1,6 +1,7 @@
-"""Real runs of `python -m startbench.workload` with PyTorch on the CPU (torch from hack/ci/setup-20-workload.sh):
-a valid report with every phase in order, injected failures at a phase, a real SIGTERM mid-run, bad arguments,
-and a run in an interpreter where no framework can be imported."""
+"""Runs of `python -m startbench.workload`. With PyTorch on the CPU (marked `framework("torch")`; torch from
+hack/ci/setup-20-workload.sh): a valid report with every phase in order, injected failures at a phase, a real
+SIGTERM mid-run. Without any framework (the unit tier): bad arguments, --help, a run in an interpreter where no
+framework can be imported, and the SIGTERM fallback."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pytest
 from startbench.workload.marks import MARKS
 from startbench.workload.perf import formula_flops_per_sample
 from startbench.workload.report import MAX_BYTES, parse_report
+
+needs_torch = pytest.mark.framework("torch")
 
 TINY = ["--framework", "pytorch", "--model", "resnet18", "--batch-size", "2", "--shape", "tiny-imagenet",
         "--device", "cpu"]
@@ -36,6 +39,7 @@ def last_line(text: str) -> str:
     return text.rstrip("\n").splitlines()[-1]
 
 
+@needs_torch
 def test_pytorch_resnet18_cpu_run_reports_every_phase_in_order(tmp_path):
     t0 = time.time() * 1000
     proc = workload([*TINY, "--steps", "3"], tmp_path)
@@ -70,6 +74,7 @@ def test_pytorch_resnet18_cpu_run_reports_every_phase_in_order(tmp_path):
     assert stderr_marks == list(MARKS[1:])
 
 
+@needs_torch
 @pytest.mark.parametrize("fail_at, how", [
     ("framework_imported", "env"),
     ("device_ready", "env"),
@@ -105,6 +110,7 @@ def _wait_for_line(stream, needle: str, timeout: float) -> list[str]:
     return seen
 
 
+@needs_torch
 @pytest.mark.parametrize("after_line, expected_phase", [
     ("first_step at +", "steady_end"),             # killed while training
     ("interpreter_ready at +", "framework_imported"),  # killed while `import torch` runs
