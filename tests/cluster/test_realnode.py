@@ -184,3 +184,35 @@ def test_three_cold_runs_without_purge_record_one_download_and_two_transfer_free
     [profile] = doc["profiles"]
     assert profile["cold_runs"] == 1, profile
     assert profile["node_bandwidth"] == pytest.approx(expected, rel=1e-6), profile
+
+
+@pytest.mark.parametrize("skew_ms", [2000, -2000, 50, -50])
+def test_a_skewed_pod_clock_is_bounded_corrected_and_recorded(skew_ms, real_node, jax_image, operator, custom, core,
+                                                              namespace):
+    """A real pod whose clock is off (`--clock-skew-ms`: the workload reports every mark that far ahead): the
+    operator bounds the offset from what both clocks saw, shifts the marks when zero is out of bounds, and never
+    lets a phase go negative or the phases stop adding up. Warm runs: the container starts soon after creation,
+    which is what lets a clock behind be told apart."""
+    images = [{"name": "jax", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"}]
+    body = bm.benchmark("skew", images, pool="real", max_nodes=1, gpus=0, cache="warm", repetitions=1, parallelism=1,
+                        runTimeoutSeconds=300, workload={"steps": 2, "batchSize": 2, "imageSize": 64,
+                                                         "args": [f"--clock-skew-ms={skew_ms}"]})
+    body["spec"]["nodes"]["tolerations"] = [realnode.TOLERATION]
+    bm.create(custom, namespace, body)
+    status = bm.wait_finished(custom, namespace, "skew", timeout=400)["status"]
+    assert status["phase"] == "Succeeded", status
+    for record in bm.records(core, namespace, "skew"):
+        timeline, truth = record["timeline"], -skew_ms  # operator clock minus pod clock
+        clock = timeline["clock"]
+        assert clock["lowerMs"] <= truth <= clock["upperMs"], clock  # the bounds hold the truth
+        if clock["corrected"]:
+            assert clock["offsetMs"] * truth > 0, clock  # moved toward the truth, never away
+        phases = timeline["phases"]
+        assert all(p["ms"] >= 0 for p in phases.values()), phases
+        assert abs(sum(p["ms"] for p in phases.values()) - timeline["totalMs"]) <= 1.0
+        assert phases["imports"]["source"] == "report:framework_imported"
+    warm = next(r for r in bm.records(core, namespace, "skew") if r["cacheAsked"] == "warm")
+    assert warm["cache"] == "hit", warm["timeline"]
+    if abs(skew_ms) >= 1000:  # seconds off: more than the facts allow, so detected and counted
+        assert warm["timeline"]["clock"]["corrected"], warm["timeline"]
+        assert status["clockCorrected"] >= 1

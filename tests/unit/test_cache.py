@@ -30,7 +30,18 @@ def test_node_evidence_reads_the_kubelets_image_list():
     assert not node_evidence("Not A Reference", NODE).image_on_node
 
 
-@pytest.mark.parametrize("evidence", [NodeEvidence(True, (D1,)), NodeEvidence(False, (), True), NodeEvidence(False)])
+def test_an_earlier_run_that_got_the_image_onto_the_node_counts_when_the_kubelets_list_is_stale():
+    earlier = {"name": "b-base-n0-c1", "pull": {"imageID": f"127.0.0.1:5000/startbench/base@{D1}"}}
+    # The kubelet refreshes status.images every few seconds: right after the first pull it may not list it yet.
+    assert node_evidence(IMAGE, [], earlier=earlier) == NodeEvidence(True, (D1,), False, "b-base-n0-c1")
+    assert node_evidence(IMAGE, None, earlier=earlier).image_on_node
+    assert node_evidence(IMAGE, [], purged=True, earlier=earlier) == NodeEvidence(False, (), True)
+    state, record = observed_cache(False, node_evidence(IMAGE, [], earlier=earlier), f"x@{D1}")
+    assert state == "revalidated" and "b-base-n0-c1" in record["why"] and record["pulledBy"] == "b-base-n0-c1"
+
+
+@pytest.mark.parametrize("evidence", [NodeEvidence(True, (D1,)), NodeEvidence(False, (), True), NodeEvidence(False),
+                                      NodeEvidence(True, (D1,), False, "b-x-n0-c1")])
 def test_evidence_round_trips_through_the_pods_annotations(evidence):
     assert NodeEvidence.from_annotations(evidence.annotations()) == evidence
     assert NodeEvidence.from_annotations({}) is None

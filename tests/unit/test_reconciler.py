@@ -584,3 +584,30 @@ def test_simulated_nodes_end_runs_at_container_start_without_a_first_step():
     assert b.sample("startbench_runs_total", benchmark=NAME, result="Succeeded", reason="") == 4
     assert b.total("startbench_time_to_first_step_seconds_count") == 0
     assert b.total("startbench_phase_seconds_count") > 0
+
+
+# --- cache evidence ---------------------------------------------------------------------------------------------
+
+def test_each_pod_carries_the_nodes_cache_evidence_so_a_repeated_cold_pull_is_not_taken_for_a_download():
+    """Three cold runs on one node without a purge: the kubelet's list (status.images) is stale right after a pull,
+    so the second and third pods name the run that got the image there; their pulls are revalidations, and only
+    the first one's throughput is measured."""
+    b = Bench(spec(cache="cold", repetitions=3, parallelism=1), gpu_nodes(1))
+    b.drive(one_at_a_time=True)
+    records = sorted(b.records().values(), key=lambda r: r["order"])
+    assert [r["cache"] for r in records] == ["miss", "revalidated", "revalidated"]
+    assert [r["timeline"]["cacheEvidence"].get("pulledBy") for r in records] == [
+        None, records[0]["name"], records[1]["name"]]
+    created = [c["manifest"] for c in b.io.calls_to("create_pod")]
+    assert [m["metadata"]["annotations"]["startbench.dev/image-on-node"] for m in created] == ["false", "true", "true"]
+    assert b.sample("startbench_pull_throughput_bytes_per_second", node="gpu-0", image="pt") == pytest.approx(
+        records[0]["pull"]["imageSizeBytes"] / records[0]["pull"]["seconds"])
+
+
+def test_a_node_that_lists_the_image_before_the_first_run_makes_even_that_pull_a_revalidation():
+    b = Bench(spec(cache="cold"), gpu_nodes(1, images=[{"names": [IMAGE], "sizeBytes": 123}]))
+    b.drive()
+    [record] = b.records().values()
+    assert record["cache"] == "revalidated" and record["timeline"]["cacheEvidence"]["imageOnNode"] is True
+    assert b.metrics.registry.get_sample_value("startbench_pull_throughput_bytes_per_second",
+                                               {"node": "gpu-0", "image": "pt"}) is None  # never set

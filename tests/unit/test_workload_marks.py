@@ -25,6 +25,19 @@ def test_marks_follow_the_monotonic_clock_from_one_wall_anchor():
     assert m.elapsed_ms("device_ready") == pytest.approx(250.0 + 1300.0)
 
 
+@pytest.mark.parametrize("skew_ms", [2000.0, -2000.0, 50.0, -50.0])
+def test_a_skewed_clock_moves_every_mark_and_keeps_every_duration(skew_ms):
+    anchor = (1_700_000_000_000_000_000, 5_000_000_000)
+    plain, skewed = Marks(anchor, process_start_ms=1_699_999_999_750.0), Marks(anchor, process_start_ms=1_699_999_999_750.0)
+    for m in (plain, skewed):
+        m.mark("interpreter_ready")
+    skewed.skew(skew_ms)  # after the first marks, as the runner does once its arguments are read
+    for m in (plain, skewed):
+        m.mark("framework_imported", mono_ns=5_000_000_000 + 1_234_500_000)
+    assert {k: v - plain.wall_ms[k] for k, v in skewed.wall_ms.items()} == {k: pytest.approx(skew_ms) for k in plain.wall_ms}
+    assert phase_durations_ms(skewed.wall_ms) == pytest.approx(phase_durations_ms(plain.wall_ms))
+
+
 def test_marks_must_come_in_order_and_once():
     m = Marks(process_start_ms=0.0)
     m.mark("interpreter_ready")

@@ -7,7 +7,9 @@ event alone cannot tell a cold pull from a no-op. The evidence, taken by the ope
 - the kubelet's event: `already present on machine` is a hit (no pull at all);
 - the node's image list (`node.status.images`, the kubelet's own) read right before the pod was created: whether
   it listed the image (by tag or digest), and which digests of the image's repository it held;
-- the operator's purge history: an image the operator removed from the node right before the run was not there.
+- the operator's own history: an earlier run of the benchmark on the node that got the image there (the kubelet
+  refreshes its list only every few seconds, so a run right after another finds the list stale), and a purge
+  right before the run (then the image was not there, whatever the list says).
 
 A pull is then `miss` (layers downloaded: the node did not have the image, it was purged, or the tag now names a
 digest the node did not hold), `revalidated` (the node had the image: nothing transferred), or, with no node
@@ -21,17 +23,18 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from startbench.core.contracts import (ANNOTATION_IMAGE_ON_NODE, ANNOTATION_NODE_DIGESTS, ANNOTATION_PURGED, HIT, MISS,
-                                       OBSERVED_FOR_ASKED, REVALIDATED, UNKNOWN)
+from startbench.core.contracts import (ANNOTATION_IMAGE_ON_NODE, ANNOTATION_NODE_DIGESTS, ANNOTATION_PULLED_BY,
+                                       ANNOTATION_PURGED, HIT, MISS, OBSERVED_FOR_ASKED, REVALIDATED, UNKNOWN)
 from startbench.core.reference import InvalidReference, normalize, parse
 
 
 @dataclasses.dataclass(frozen=True)
 class NodeEvidence:
     """What the node held of an image right before a run's pod was created."""
-    image_on_node: bool            # the node listed the image's reference (tag or digest)
-    digests: tuple[str, ...] = ()  # digests of the image's repository the node listed
+    image_on_node: bool            # the node listed the image's reference (tag or digest), or pulled_by got it
+    digests: tuple[str, ...] = ()  # digests of the image's repository the node held
     purged: bool = False           # the operator removed the image from the node first
+    pulled_by: str | None = None   # an earlier run of the benchmark on this node that got the image there
 
     def annotations(self) -> dict[str, str]:
         out = {ANNOTATION_IMAGE_ON_NODE: "true" if self.image_on_node else "false"}
@@ -39,6 +42,8 @@ class NodeEvidence:
             out[ANNOTATION_NODE_DIGESTS] = ",".join(self.digests)
         if self.purged:
             out[ANNOTATION_PURGED] = "true"
+        if self.pulled_by:
+            out[ANNOTATION_PULLED_BY] = self.pulled_by
         return out
 
     @classmethod
@@ -47,12 +52,15 @@ class NodeEvidence:
         if ANNOTATION_IMAGE_ON_NODE not in annotations:
             return None
         digests = tuple(d for d in (annotations.get(ANNOTATION_NODE_DIGESTS) or "").split(",") if d)
-        return cls(annotations[ANNOTATION_IMAGE_ON_NODE] == "true", digests, annotations.get(ANNOTATION_PURGED) == "true")
+        return cls(annotations[ANNOTATION_IMAGE_ON_NODE] == "true", digests, annotations.get(ANNOTATION_PURGED) == "true",
+                   annotations.get(ANNOTATION_PULLED_BY) or None)
 
 
-def node_evidence(image: str, node_images: Iterable[Mapping[str, Any]], purged: bool = False) -> NodeEvidence:
-    """The evidence for `image` from a node's `status.images` (each `{names: [...], sizeBytes}`), read before the
-    run. After a purge the image is not on the node, whatever a stale list says."""
+def node_evidence(image: str, node_images: Iterable[Mapping[str, Any]] | None, purged: bool = False,
+                  earlier: Mapping[str, Any] | None = None) -> NodeEvidence:
+    """The evidence for `image` from a node's `status.images` (each `{names: [...], sizeBytes}`; None when it could
+    not be read) and `earlier`, the record of the benchmark's last run on this node that got the image there (a
+    hit or a pull), if any. After a purge the image is not on the node, whatever a stale list says."""
     try:
         wanted = parse(image)
     except InvalidReference:
@@ -71,7 +79,19 @@ def node_evidence(image: str, node_images: Iterable[Mapping[str, Any]], purged: 
                 digests.append(ref.digest)
             if normalize(name) == key or (wanted.digest and ref.digest == wanted.digest):
                 on_node = True
-    return NodeEvidence(on_node and not purged, () if purged else tuple(sorted(set(digests))), purged)
+    pulled_by = None
+    if earlier is not None and not purged:
+        pulled_by = earlier.get("name")
+        digest = _digest((earlier.get("pull") or {}).get("imageID"))
+        if digest:
+            digests.append(digest)
+    return NodeEvidence((on_node or pulled_by is not None) and not purged,
+                        () if purged else tuple(sorted(set(digests))), purged, pulled_by)
+
+
+def arrived(record: Mapping[str, Any]) -> bool:
+    """Whether a run got its image onto its node (it was there, or the pull finished)."""
+    return (record.get("timeline") or {}).get("cacheObserved") in (HIT, MISS, REVALIDATED)
 
 
 def _digest(image_id: str | None) -> str | None:
@@ -87,7 +107,7 @@ def observed_cache(cache_hit: bool | None, evidence: NodeEvidence | None,
     None: no pull result seen). `image_id`: the container's imageID after the pull, when the runtime gave one."""
     record: dict[str, Any] = {"event": "AlreadyPresent" if cache_hit else "Pulled" if cache_hit is False else None}
     if evidence is not None:
-        record.update(imageOnNode=evidence.image_on_node, purged=evidence.purged)
+        record.update(imageOnNode=evidence.image_on_node, purged=evidence.purged, pulledBy=evidence.pulled_by)
     if cache_hit is None:
         return UNKNOWN, record
     if cache_hit:
@@ -105,7 +125,8 @@ def observed_cache(cache_hit: bool | None, evidence: NodeEvidence | None,
     if pulled and evidence.digests and pulled not in evidence.digests:
         record["why"] = f"the tag now names {pulled[:19]}..., which the node did not hold"
         return MISS, record
-    record["why"] = "the node listed the image before the run: the pull re-resolved it and transferred nothing"
+    seen = f"run {evidence.pulled_by} got it onto the node" if evidence.pulled_by else "the node listed the image"
+    record["why"] = f"{seen} before the run: the pull re-resolved it and transferred nothing"
     return REVALIDATED, record
 
 

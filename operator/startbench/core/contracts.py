@@ -35,6 +35,7 @@ ANNOTATION_CHUNK = f"{GROUP}/chunk"     # index of a records ConfigMap
 ANNOTATION_IMAGE_ON_NODE = f"{GROUP}/image-on-node"  # "true"/"false": the node listed the image (status.images)
 ANNOTATION_NODE_DIGESTS = f"{GROUP}/node-digests"    # the digests of the image's repository the node listed
 ANNOTATION_PURGED = f"{GROUP}/purged"                # "true": the operator removed the image from the node first
+ANNOTATION_PULLED_BY = f"{GROUP}/image-pulled-by"    # an earlier run of the benchmark that put the image there
 RECORDS_KEY = "records.json"            # the data key of a records ConfigMap
 
 # --- the run pod

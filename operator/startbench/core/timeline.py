@@ -109,11 +109,12 @@ class Observations:
     image_on_node: bool | None = None
     node_digests: tuple[str, ...] | None = None
     purged: bool | None = None
+    pulled_by: str | None = None
 
     def evidence(self) -> NodeEvidence | None:
         if self.image_on_node is None:
             return None
-        return NodeEvidence(self.image_on_node, tuple(self.node_digests or ()), bool(self.purged))
+        return NodeEvidence(self.image_on_node, tuple(self.node_digests or ()), bool(self.purged), self.pulled_by)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
@@ -160,7 +161,7 @@ def observe_pod(obs: Observations, pod: Mapping[str, Any], arrival_ms: float) ->
         evidence = NodeEvidence.from_annotations((pod.get("metadata") or {}).get("annotations"))
         if evidence is not None:
             changes.update(image_on_node=evidence.image_on_node, node_digests=evidence.digests,
-                           purged=evidence.purged)
+                           purged=evidence.purged, pulled_by=evidence.pulled_by)
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled":
             if cond.get("status") == "True":

@@ -22,7 +22,7 @@ from startbench.runtime.metrics import Metrics
 from startbench.core.contracts import ANNOTATION_OBSERVATIONS, is_simulated
 from startbench.runtime.observer import Observer, PodEntry, now_ms, serialize
 from startbench.core.planner import PlanError, Run, RunState, next_runs, plan, select_nodes
-from startbench.core.cache import downloaded, node_evidence
+from startbench.core.cache import arrived, downloaded, node_evidence
 from startbench.core.records import RecordBook
 from startbench.runtime.purger import purge_image
 from startbench.core.spec import BenchmarkSpec, ImageEntry, SpecError
@@ -266,6 +266,10 @@ class BenchmarkReconciler:
             states.setdefault(name, RunState.RUNNING)
         parallelism = min(ctx.spec.parallelism, self.config.max_parallel_pods)
         to_start, evidence, node_images = [], {}, {}
+        arrivals: dict[tuple[str, str], dict] = {}  # (node, image) -> the last run that got the image there
+        for record in sorted(ctx.book.values(), key=lambda r: r.get("finishedMs") or 0):
+            if arrived(record):
+                arrivals[(record.get("node"), record["image"])] = record
         for run in next_runs(ctx.runs, states, parallelism, ctx.spec.mode):
             image = ctx.spec.image(run.image).reference
             purged = False
@@ -280,8 +284,9 @@ class BenchmarkReconciler:
             # The cache evidence: what the node listed right before the pod exists (read once per node a step).
             if run.node not in node_images:
                 node_images[run.node] = self.io.node_images(run.node)
-            if node_images[run.node] is not None:
-                evidence[run.name] = node_evidence(image, node_images[run.node], purged).annotations()
+            earlier = arrivals.get((run.node, run.image))
+            if node_images[run.node] is not None or earlier is not None:
+                evidence[run.name] = node_evidence(image, node_images[run.node], purged, earlier).annotations()
             to_start.append(run)
         for run, created_ms, refusal in self._create_pods(ctx.ref, ctx.spec, to_start, evidence):
             if refusal is None:

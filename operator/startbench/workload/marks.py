@@ -69,6 +69,13 @@ class Marks:
             # Tick resolution may put the start a few ms after the anchor; a start cannot follow it.
             self.wall_ms["process_start"] = min(start, self._wall0_ns / 1e6)
 
+    def skew(self, ms: float) -> None:
+        """Put this pod's wall clock `ms` ahead (negative: behind), for the marks so far and those to come: the
+        test hook behind `--clock-skew-ms`, so the operator's clock check meets a skewed pod for real. Durations
+        between marks do not change."""
+        self._wall0_ns += int(ms * 1e6)
+        self.wall_ms = {name: value + ms for name, value in self.wall_ms.items()}
+
     def _wall_at(self, mono_ns: int) -> float:
         return (self._wall0_ns + (mono_ns - self._mono0_ns)) / 1e6
 

@@ -47,6 +47,7 @@ class RunConfig:
     device: str
     fail_at: str | None
     gpu_sampler: bool = True
+    clock_skew_ms: float = 0.0
 
     def report_config(self) -> dict:
         return {"steps": self.steps, "batch_size": self.batch_size, "precision": self.precision,
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gpu-sampler", dest="gpu_sampler", action="store_false",
                    help="do not sample NVML during the steady window (GPU metrics are then null; for measuring "
                         "the sampler's own cost)")
+    p.add_argument("--clock-skew-ms", type=float, default=0.0,
+                   help="tests: report every mark as if this pod's clock were this far ahead (negative: behind)")
     p.add_argument("--fail-at", choices=INJECTABLE, default=os.environ.get(FAIL_AT_ENV) or None,
                    help=f"fail on purpose just before this mark (tests; default: env {FAIL_AT_ENV})")
     return p
@@ -100,7 +103,8 @@ def parse_config(argv: list[str]) -> RunConfig:
         raise ArgumentError(f"--image-size {image_size}: at least 32 (the models downsample 32x)")
     return RunConfig(framework=a.framework, model=a.model, steps=a.steps, batch_size=a.batch_size,
                      precision=a.precision, image_size=image_size, num_classes=a.num_classes or classes,
-                     data=a.data, device=a.device, fail_at=a.fail_at, gpu_sampler=a.gpu_sampler)
+                     data=a.data, device=a.device, fail_at=a.fail_at, gpu_sampler=a.gpu_sampler,
+                     clock_skew_ms=a.clock_skew_ms)
 
 
 def _guess_identity(argv: list[str]) -> tuple[str, str]:
@@ -211,6 +215,8 @@ def main(argv: list[str] | None = None, anchor: tuple[int, int] | None = None) -
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     run.cfg = cfg
+    if cfg.clock_skew_ms:
+        marks.skew(cfg.clock_skew_ms)
     try:
         return _run_phases(run, cfg)
     except BaseException as exc:  # any phase, KeyboardInterrupt included: the report says which and why
