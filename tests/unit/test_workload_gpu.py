@@ -25,8 +25,11 @@ def select(visible: str | None, framework_uuid: str | None = None, ordinal: int 
     (None, None),                                   # unset: every device
     ("", []),                                       # set but empty: none
     ("1,0", ["1", "0"]),
-    (" GPU-0a1b , MIG-5e6f ", ["GPU-0a1b", "MIG-5e6f"]),
+    (" GPU-0a1b , GPU-5e6f ", ["GPU-0a1b", "GPU-5e6f"]),
+    ("MIG-0a1b,MIG-5e6f", ["MIG-0a1b", "MIG-5e6f"]),
     ("0,oops,1", ["0"]),                            # CUDA stops at the first invalid entry
+    ("GPU-0a1b,1", ["GPU-0a1b"]),                   # ... and at one of another kind
+    ("1,MIG-5e6f", ["1"]),
     ("-1", []),
 ])
 def test_cuda_visible_devices_is_read_as_cuda_reads_it(value, entries):
@@ -59,7 +62,7 @@ def test_an_index_names_nvml_index_and_a_mig_mode_gpu_means_its_first_mig_device
 ])
 def test_uuids_in_cuda_visible_devices_pick_that_device(visible, expected):
     """CUDA_VISIBLE_DEVICES holding GPU- or MIG-UUIDs (pynvml replaced by a stand-in)."""
-    device, _ = select(f"{visible},0")
+    device, _ = select(visible)
     assert device.uuid == expected
 
 

@@ -32,15 +32,24 @@ _ENTRY = re.compile(r"\d+|(?:GPU|MIG)-\S+", re.IGNORECASE)
 NVML_DEVICE_MIG_ENABLE = 1  # pynvml.NVML_DEVICE_MIG_ENABLE
 
 
+def _entry_kind(entry: str) -> str | None:
+    if not _ENTRY.fullmatch(entry):
+        return None
+    return "index" if entry.isdigit() else entry[:4].upper()
+
+
 def parse_visible_devices(value: str | None) -> list[str] | None:
-    """CUDA_VISIBLE_DEVICES as CUDA reads it: None when unset (every device is visible), else its entries in
-    order up to the first invalid one (CUDA ignores that one and every entry after it), so "" gives []."""
+    """CUDA_VISIBLE_DEVICES as CUDA reads it (and PyTorch's reading of it): None when unset (every device is
+    visible), else its entries in order up to the first invalid one, which CUDA ignores with every entry after
+    it; entries are all indices, all GPU-UUIDs or all MIG-UUIDs, so one of another kind also ends the list.
+    "" gives []."""
     if value is None:
         return None
     entries: list[str] = []
     for raw in value.split(","):
         entry = raw.strip()
-        if not _ENTRY.fullmatch(entry):
+        kind = _entry_kind(entry)
+        if kind is None or (entries and kind != _entry_kind(entries[0])):
             break
         entries.append(entry)
     return entries
