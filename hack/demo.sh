@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: on a fresh machine, build and start the local cluster, run the operator, apply example Benchmarks,
-# and print their results. Leaves the cluster running for you to explore (`startbench cluster down` stops it).
+# print their results and write their HTML reports (the last lines say where). Leaves the cluster running for you
+# to explore (`startbench cluster down` stops it).
 #   hack/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,5 +51,12 @@ for example in "${examples[@]}"; do
 done
 echo; echo "== startbench capacity fan-out --pods 200 --registry-bandwidth 10Gbit/s (simulated pulls: see docs/capacity.md)"
 python3 -m startbench capacity fan-out -n startbench-demo --pods 200 --registry-bandwidth 10Gbit/s
+reports=$(python3 -c 'from startbench.localcluster import paths; print(paths.cluster_dir() / "reports")')
+mkdir -p "$reports"
+echo; echo "== startbench report: one HTML file per benchmark (opens without a network)"
+for example in "${examples[@]}"; do
+    python3 -m startbench report "$example" -n startbench-demo -o "$reports/$example.html"
+done
 echo
+echo "Reports written to $reports/ (open $reports/${examples[0]}.html in a browser)."
 echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; startbench cluster down stops it."
