@@ -1,12 +1,13 @@
 """A real benchmark's report, opened by a real browser: the operator runs two images on the local cluster,
 `startbench report` writes the page, and headless Chromium (Debian's package, installed by
-hack/ci/setup-35-chromium.sh) renders it to a screenshot that shows the plots in the phase colours."""
+hack/ci/setup-35-chromium.sh) renders it to a screenshot that shows the plots in the phase colours.
+
+Without chromium the test is skipped, naming that script; under CI=true it fails instead, before the cluster
+starts (the `tools` marker, tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -15,22 +16,10 @@ from PIL import Image
 from startbench.cli import main as cli
 from startbench.report.style import PHASE_COLOURS
 from tests.cluster import benchmarks as bm
+from tests.support.tools import chromium_path
 
-CHROMIUM_SETUP = "hack/ci/setup-35-chromium.sh"
+pytestmark = pytest.mark.tools("chromium")
 WIDTH, HEIGHT = 1400, 3000
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The chromium binary. Missing: a skip that names the setup script, or under CI=true a failure (there the
-    setup scripts have run, so a missing browser is a broken setup). Session-scoped and first in the test's
-    arguments, so it is checked before the cluster and the operator start."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"CI=true and chromium is missing: {CHROMIUM_SETUP} installs it (apt: chromium)", pytrace=False)
-    pytest.skip(f"chromium is not installed: run {CHROMIUM_SETUP}")
 
 
 def screenshot(chromium: str, page, png, profile) -> None:
@@ -52,8 +41,8 @@ def colour_pixels(png) -> dict[str, int]:
     return out
 
 
-def test_a_real_benchmarks_report_reads_in_a_browser(chromium, operator, custom, core, namespace, local_cluster,
-                                                      tiny_image, tmp_path, capsys):
+def test_a_real_benchmarks_report_reads_in_a_browser(operator, custom, core, namespace, local_cluster, tiny_image,
+                                                      tmp_path, capsys):
     images = [{"name": "base", "image": bm.BASE_IMAGE, "framework": "pytorch", "variant": "naive"},
               {"name": "tiny", "image": tiny_image, "framework": "pytorch", "variant": "slim"}]
     bm.create(custom, namespace, bm.benchmark("report", images, max_nodes=2, cache="both", repetitions=2))
@@ -71,7 +60,7 @@ def test_a_real_benchmarks_report_reads_in_a_browser(chromium, operator, custom,
     assert "40 pods of base, cold: 16 start at once (2 node(s) x 8)" in text
 
     png = tmp_path / "report.png"
-    screenshot(chromium, page, png, tmp_path / "profile")
+    screenshot(chromium_path(), page, png, tmp_path / "profile")
     with Image.open(png) as im:
         assert im.size == (WIDTH, HEIGHT)
         extrema = im.convert("L").getextrema()

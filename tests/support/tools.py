@@ -4,6 +4,7 @@ tests/conftest.py): each check says what is missing and which setup script bring
     @pytest.mark.tools("helm")          the helm binary hack/k8s/build.sh builds into the cache
     @pytest.mark.tools("promtool")      Debian's prometheus package
     @pytest.mark.tools("dpkg-query")    Debian's own package database
+    @pytest.mark.tools("chromium")      Debian's chromium, for headless screenshots of the HTML report
     @pytest.mark.framework("torch")     a real ML framework in this interpreter (torch, jax, tensorflow)
 
 Frameworks are looked up with importlib.util.find_spec, never imported: importing torch or tensorflow alone
@@ -21,6 +22,7 @@ from startbench.localcluster import paths
 
 SETUP_PROMETHEUS = "hack/ci/setup-30-prometheus.sh"
 SETUP_WORKLOAD = "hack/ci/setup-20-workload.sh"
+SETUP_CHROMIUM = "hack/ci/setup-35-chromium.sh"
 
 
 def helm_path() -> Path:
@@ -45,7 +47,15 @@ def _dpkg_query() -> str | None:
     return "dpkg-query is not on PATH: hack/ci/apt.sh and the CI setup scripts need a Debian machine"
 
 
-TOOLS = {"helm": _helm, "promtool": _promtool, "dpkg-query": _dpkg_query}
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _chromium() -> str | None:
+    return None if chromium_path() else f"chromium is not on PATH: run {SETUP_CHROMIUM}"
+
+
+TOOLS = {"helm": _helm, "promtool": _promtool, "dpkg-query": _dpkg_query, "chromium": _chromium}
 
 # The modules the workload imports for each framework (workload/frameworks/*_backend.py).
 FRAMEWORKS = {"torch": ("torch", "torchvision"), "jax": ("jax", "flax", "optax"), "tensorflow": ("tensorflow",)}
