@@ -183,6 +183,7 @@ def test_one_plot_as_svg_and_a_plot_with_nothing_to_draw(bench):
 
 def test_the_waterfall_draws_at_most_its_limit_and_says_so(bench, monkeypatch):
     benchmark, records = bench
+    assert figures.MAX_WATERFALL_RUNS == 300
     monkeypatch.setattr(figures, "MAX_WATERFALL_RUNS", 5)
     out = html.render_html(benchmark, records, OPTIONS)
     assert "The first 5 of 16 runs are drawn." in out
@@ -235,3 +236,14 @@ def test_the_command_writes_the_page_and_one_plot(bench, tmp_path, monkeypatch, 
     assert cli.main(["report", "compare", "--plot", "failures", "-o", str(tmp_path / "f.png")]) == 1
     assert "nothing to plot for 'failures'" in capsys.readouterr().err
     assert cli.main(["report", "compare", "--plot", "failures", "-o", str(tmp_path / "f.html")]) == 2
+
+
+def test_without_matplotlib_the_command_says_what_to_install(monkeypatch, capsys):
+    """The operator image carries no matplotlib (dockerfiles/operator/requirements.txt): there the command says so."""
+    import sys
+    for name in [m for m in sys.modules if m == "startbench.report" or m.startswith("startbench.report.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setattr(report_cli, "load", lambda args, command: pytest.fail("read the cluster first"))
+    assert cli.main(["report", "b1", "-o", "x.html"]) == 1
+    assert "the report needs matplotlib" in capsys.readouterr().err

@@ -97,8 +97,10 @@ def test_the_loop_ends_at_once_for_a_benchmark_that_is_gone_and_retries_errors()
     code, last = results_cli.watch(fetch, sleeps.append, lambda v: None, 2.0,
                                    on_error=lambda err, n: errors.append(n))
     assert (code, last, errors, sleeps) == (1, final, [1, 2], [2.0, 2.0])
+    down = Poll([OSError("down")])
     with pytest.raises(OSError):
-        results_cli.watch(Poll([OSError("down")]), lambda s: None, lambda v: None, max_errors=3)
+        results_cli.watch(down, lambda s: None, lambda v: None)
+    assert down.calls == 10  # ten failed reads in a row end the watch
 
 
 def test_the_live_view_shows_the_numbers():
