@@ -62,6 +62,8 @@ def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timeli
                           key=lambda r: r["order"])
             assert [r["cache"] for r in cold] == ["miss", "revalidated", "revalidated"], (node, image, cold)
             assert [r["timeline"]["cacheEvidence"]["imageOnNode"] for r in cold] == [False, True, True]
+    assert [c["name"] for c in status["nodeContext"]] == status["nodes"]
+    assert all(c["simulated"] and c["serializeImagePulls"] is True for c in status["nodeContext"])
     # Only the downloads set the pull throughput: each node's gauge is the size over the pull time of its miss.
     throughput = {(s.labels["node"], s.labels["image"]): s.value for fam in operator["metrics"].registry.collect()
                   if fam.name == "startbench_pull_throughput_bytes_per_second" for s in fam.samples}

@@ -170,6 +170,10 @@ def test_three_cold_runs_without_purge_record_one_download_and_two_transfer_free
     assert [(r["cacheAsked"], r["cache"]) for r in records] == [
         ("cold", "miss"), ("cold", "revalidated"), ("cold", "revalidated")], [r["timeline"] for r in records]
     assert [r["timeline"]["cacheEvidence"]["imageOnNode"] for r in records] == [False, True, True]
+    # The node's context, from the real kubelet's own configuration (read through the node proxy).
+    [context] = status["nodeContext"]
+    assert context["name"] == real_node and context["containerRuntime"].startswith("containerd://")
+    assert context["pullSettingsFrom"] == "kubelet configz" and context["serializeImagePulls"] is not None
     download = records[0]
     # Every pull reports the image's full size; only the download's throughput is real.
     assert {r["pull"]["imageSizeBytes"] for r in records} == {download["pull"]["imageSizeBytes"]}

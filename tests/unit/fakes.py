@@ -120,6 +120,7 @@ class FakeClusterIO:
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self.refusals: dict[str, str] = {}
         self.purge_agents: dict[tuple[str, str], list[str]] = {}
+        self.configz: dict[str, dict[str, Any]] = {}  # node -> its kubelet's /configz document (absent: 403)
         self.exec_results: list[tuple[int, str, str]] = []
         self.patch_conflicts = 0
         self.calls: list[Call] = []
@@ -165,6 +166,12 @@ class FakeClusterIO:
             return {}, {}
         meta = node["metadata"]
         return dict(meta.get("labels") or {}), dict(meta.get("annotations") or {})
+
+    def kubelet_configz(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        self._call("kubelet_configz", name=name)
+        if name in self.configz:
+            return copy.deepcopy(self.configz[name]), None
+        return None, "403 Forbidden; grant `get nodes/proxy` to record it"
 
     def node_images(self, name: str) -> list[dict[str, Any]] | None:
         self._call("node_images", name=name)

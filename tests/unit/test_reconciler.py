@@ -611,3 +611,14 @@ def test_a_node_that_lists_the_image_before_the_first_run_makes_even_that_pull_a
     assert record["cache"] == "revalidated" and record["timeline"]["cacheEvidence"]["imageOnNode"] is True
     assert b.metrics.registry.get_sample_value("startbench_pull_throughput_bytes_per_second",
                                                {"node": "gpu-0", "image": "pt"}) is None  # never set
+
+
+def test_the_status_records_each_chosen_nodes_context_once():
+    b = Bench(spec(nodes={"maxNodes": 2}), gpu_nodes(2))
+    b.io.configz["gpu-0"] = {"kubeletconfig": {"serializeImagePulls": False, "maxParallelImagePulls": 3}}
+    b.drive()
+    contexts = {c["name"]: c for c in b.status["nodeContext"]}
+    assert list(contexts) == b.status["nodes"] == ["gpu-0", "gpu-1"]
+    assert (contexts["gpu-0"]["serializeImagePulls"], contexts["gpu-0"]["maxParallelImagePulls"]) == (False, 3)
+    assert contexts["gpu-1"]["serializeImagePulls"] is None and "nodes/proxy" in contexts["gpu-1"]["note"]
+    assert b.io.count("kubelet_configz") == 2  # read once, with the node choice

@@ -94,3 +94,14 @@ def test_a_kubeconfig_that_cannot_be_used_is_one_clear_line(command, tmp_path, m
     with pytest.raises(SystemExit) as err:
         cli.main([command, "b1", *extra])
     assert "no kubeconfig found and not running in a cluster" in str(err.value)
+
+
+def test_table_and_json_show_the_node_context():
+    from startbench.core.nodecontext import node_context
+    node = {"metadata": {"name": "real-0", "annotations": {}},
+            "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.6.20", "kubeletVersion": "v1.33.13"}}}
+    bench = {**BENCH, "status": {**BENCH["status"], "nodeContext": [
+        node_context(node, {"kubeletconfig": {"serializeImagePulls": False, "maxParallelImagePulls": 4}})]}}
+    text = render("table", bench, RECORDS)
+    assert "Nodes" in text and "containerd://1.6.20" in text and "v1.33.13" in text and "kubelet configz" in text
+    assert json.loads(render("json", bench, RECORDS))["nodeContext"][0]["maxParallelImagePulls"] == 4

@@ -61,6 +61,7 @@ def to_json(benchmark: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
         "p50TimeToFirstStepSeconds": status.get("p50TimeToFirstStepSeconds"),
         "conditions": status.get("conditions", []), "summaries": status.get("summaries", []),
         "thresholds": status.get("thresholds", []), "images": status.get("images", []),
+        "nodeContext": status.get("nodeContext", []),
         "spec": benchmark.get("spec", {}), "runs": list(records),
     }
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
@@ -121,6 +122,17 @@ def to_table(benchmark: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
             t.add_row(r.get("image"), f"{r.get('quantile')} {r.get('metric')}{cache}", _secs(r.get("observedSeconds")),
                       _secs(r.get("maxSeconds")), _fmt(r.get("count")),
                       {True: "yes", False: "NO", None: "no data"}[r.get("met")])
+        console.print(t)
+
+    contexts = status.get("nodeContext") or []
+    if contexts:
+        t = Table(title="Nodes", box=box.SIMPLE_HEAD)
+        for col in ("node", "runtime", "kubelet", "serialize pulls", "parallel pulls", "from"):
+            t.add_column(col, overflow="fold")
+        for c in contexts:
+            t.add_row(c.get("name"), c.get("containerRuntime") or "-", c.get("kubelet") or "-",
+                      {True: "yes", False: "no", None: "?"}[c.get("serializeImagePulls")],
+                      _fmt(c.get("maxParallelImagePulls")), c.get("pullSettingsFrom") or c.get("note") or "-")
         console.print(t)
 
     failed = [r for r in records if r.get("result") != "Succeeded"]

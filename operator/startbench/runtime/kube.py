@@ -41,6 +41,18 @@ class ClusterIO:
             return {}, {}
         return dict(meta.labels or {}), dict(meta.annotations or {})
 
+    def kubelet_configz(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The node's kubelet configuration (`/configz` through the API server's node proxy), or why not."""
+        import json
+        try:
+            text = self.core.connect_get_node_proxy_with_path(name, "configz", _preload_content=False).data
+            return json.loads(text), None
+        except ApiException as err:
+            hint = "; grant `get nodes/proxy` to record it" if err.status == 403 else ""
+            return None, f"{err.status} {err.reason}{hint}"
+        except (ValueError, OSError) as err:
+            return None, str(err)
+
     def node_images(self, name: str) -> list[dict[str, Any]] | None:
         """The images a node's kubelet reports (`status.images`: names and sizeBytes); None when it cannot be read."""
         try:

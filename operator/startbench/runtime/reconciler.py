@@ -18,6 +18,7 @@ from typing import Any
 from startbench.core import status as st
 from startbench.runtime.config import Config
 from startbench.core.manifests import BenchmarkRef, pod_manifest
+from startbench.core.nodecontext import node_context
 from startbench.runtime.metrics import Metrics
 from startbench.core.contracts import ANNOTATION_OBSERVATIONS, is_simulated
 from startbench.runtime.observer import Observer, PodEntry, now_ms, serialize
@@ -152,11 +153,17 @@ class BenchmarkReconciler:
         if ctx.nodes:
             return None
         try:
-            selection = select_nodes(ctx.spec, self.io.list_nodes())
+            listed = self.io.list_nodes()
+            selection = select_nodes(ctx.spec, listed)
         except PlanError as err:
             return self._fail(ctx.ref, ctx.body, "NoUsableNodes", str(err))
         ctx.nodes = list(selection.nodes)
-        self.io.patch_status(ctx.ref, {"nodes": ctx.nodes, "startedAt": ctx.status.get("startedAt") or _now(),
+        by_name = {(n.get("metadata") or {}).get("name"): n for n in listed}
+        contexts = [node_context(by_name[name], *(self.io.kubelet_configz(name)
+                                                 if not self._simulated(name) else (None, None)))
+                    for name in ctx.nodes]
+        self.io.patch_status(ctx.ref, {"nodes": ctx.nodes, "nodeContext": contexts,
+                                       "startedAt": ctx.status.get("startedAt") or _now(),
                                        "phase": st.RUNNING, "observedGeneration": ctx.generation})
         skipped = f"; {len(selection.excluded)} matching node(s) excluded" if selection.excluded else ""
         runs = len(plan(ctx.ref.name, ctx.spec, ctx.nodes))
