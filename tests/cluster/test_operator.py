@@ -87,7 +87,8 @@ def test_two_images_cold_and_warm_three_repetitions_succeed_with_complete_timeli
         compressed = sum(layer["size"] for layer in doc["layers"])
         assert status["images"][image["name"]] == {
             "reference": image["image"], "framework": "pytorch", "variant": image["variant"], "digest": digest,
-            "compressedBytes": compressed, "layers": len(doc["layers"])}
+            "compressedBytes": compressed, "layers": len(doc["layers"]),
+            "layerMediaTypes": sorted({layer["mediaType"] for layer in doc["layers"]})}
         assert sizes[(image["name"], "compressed")] == compressed
     # The capacity report learns from these runs: each image cold and warm, on the benchmark's 2 nodes, which
     # fit 8 pods each (8 GPUs, 1 per pod), so of 40 pods 16 start at once and 24 wait.

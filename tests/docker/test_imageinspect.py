@@ -13,7 +13,10 @@ def test_an_image_entry_is_described_from_its_registry_manifest(base_image):
     assert "message" not in described, described["message"]
     assert described == {"reference": base_image, "framework": "none", "variant": "naive", "digest": digest,
                          "compressedBytes": sum(layer["size"] for layer in doc["layers"]),
-                         "layers": len(doc["layers"])}
+                         "layers": len(doc["layers"]),
+                         "layerMediaTypes": sorted({layer["mediaType"] for layer in doc["layers"]})}
+    # The engine pushes gzip layers: the status says how the image is delivered.
+    assert all(t.endswith("gzip") for t in described["layerMediaTypes"])
 
 
 def test_a_registry_that_wants_credentials_is_a_message_not_a_size(registries):

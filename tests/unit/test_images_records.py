@@ -52,3 +52,15 @@ def test_human_bytes_round_trips_within_rounding(n):
     scale = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}[unit]
     assert abs(float(value) * scale - n) <= 0.005 * scale + 0.5
     assert unit == "B" or float(value) >= 1
+
+
+def test_a_built_images_status_entry_says_how_its_layers_are_delivered():
+    from startbench.images.manifest import Layer
+    from startbench.images.records import ImageRecord
+    from startbench.runtime.imagebuilds import status_entry
+    gz, zst = "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.v1.tar+zstd"
+    layers = (Layer("sha256:" + "1" * 64, 10, gz), Layer("sha256:" + "2" * 64, 20, zst), Layer("sha256:" + "3" * 64, 5, gz))
+    fields = {f: None for f in ImageRecord.__dataclass_fields__}
+    fields.update(repository="r/x", tag="slim-cpu", layers=layers, compressed_bytes=35, uncompressed_bytes=70)
+    entry = status_entry(ImageRecord(**fields))
+    assert entry["layers"] == 3 and entry["layerMediaTypes"] == [gz, zst]

@@ -21,7 +21,8 @@ def status_entry(record) -> dict[str, Any]:
     """An images.ImageRecord as the CRD's status.images value (camelCase; layers is a count)."""
     return {"reference": record.reference, "digest": record.digest, "framework": record.framework,
             "variant": record.variant, "flavour": record.flavour, "compressedBytes": record.compressed_bytes,
-            "uncompressedBytes": record.uncompressed_bytes, "layers": record.layer_count}
+            "uncompressedBytes": record.uncompressed_bytes, "layers": record.layer_count,
+            "layerMediaTypes": sorted({layer.media_type for layer in record.layers if layer.media_type})}
 
 
 def builder(config: Config, metrics: Metrics) -> Callable[[Any, BenchmarkSpec, Progress], dict[str, dict]]:

@@ -32,5 +32,6 @@ def describe(entry: ImageEntry, fetch: Callable[..., tuple[bytes, str, str]] = f
         described["message"] = (f"the operator could not read this image's manifest, so its size is not "
                                 f"recorded here (each run still records what its node pulled): {err}")
         return described
-    described.update(digest=digest, compressedBytes=sizes.compressed_bytes, layers=sizes.layer_count)
+    described.update(digest=digest, compressedBytes=sizes.compressed_bytes, layers=sizes.layer_count,
+                     layerMediaTypes=sorted({layer.media_type for layer in sizes.layers if layer.media_type}))
     return described
