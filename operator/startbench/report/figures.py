@@ -28,6 +28,11 @@ def _figure(height_in: float) -> Figure:
     return Figure(figsize=(style.WIDTH_IN, max(height_in, 2.0)), layout="constrained")
 
 
+def _xlim(ax, largest: float, room: float) -> None:
+    """x from 0 to the largest value plus `room` of it (space for the labels at the bars' ends)."""
+    ax.set_xlim(0, (largest if largest > 0 else 1.0) * (1 + room))
+
+
 def _phase_legend(fig: Figure, merged: bool = False, failed: bool = False) -> None:
     handles = [Patch(facecolor=style.PHASE_COLOURS[p], edgecolor=style.EDGE_COLOUR, linewidth=0.5,
                      label=style.PHASE_LABELS[p]) for p in PHASES]
@@ -61,8 +66,7 @@ def waterfall(runs: Sequence[data.Run]) -> Figure | None:
         ax.set_yticks(range(len(runs)), [f"{r.name}  {r.asked}/{r.observed}" for r in runs],
                       fontsize=style.FONT_SIZE - 1 if len(runs) < 60 else 6)
         ax.set_ylim(len(runs) - 0.5, -0.5)  # the first run at the top
-        ax.set_xlim(left=0)
-        ax.margins(x=0.12)
+        _xlim(ax, max(r.total_s for r in runs), 0.25 if any(r.failed for r in runs) else 0.04)
         ax.set_xlabel("seconds since the run's pod was created")
         ax.set_ylabel("run (cache asked/observed)")
         ax.set_title("Each run from creation to its first step (or the last boundary it reached), in run order")
@@ -91,8 +95,7 @@ def phases(stacks: Sequence[data.PhaseStack]) -> Figure | None:
         ax.set_yticks(range(len(stacks)), [f"{s.image}, {s.cache} ({s.runs} run{'s' if s.runs != 1 else ''})"
                                            for s in stacks])
         ax.set_ylim(len(stacks) - 0.5, -0.5)
-        ax.set_xlim(left=0)
-        ax.margins(x=0.08)
+        _xlim(ax, max(max(sum(s.p50.values()), s.total_p90 or 0.0) for s in stacks), 0.05)
         ax.set_xlabel("seconds (bars: median of each phase, stacked; black tick and whisker: median and p90 of "
                       "the whole start)")
         ax.set_title("Phases per image and observed cache state")
@@ -112,8 +115,7 @@ def _strip(ax, groups: dict[str, list[tuple[float, str]]], colours: dict[str, st
         ax.plot(median, y, "|", color="black", markersize=22, markeredgewidth=2.5)
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(len(names) - 0.5, -0.5)
-    ax.set_xlim(left=0)
-    ax.margins(x=0.1)
+    _xlim(ax, max(v for values in groups.values() for v, _ in values), 0.08)
 
 
 def pulls(items: Sequence[data.Pull], images: Sequence[str]) -> Figure | None:
@@ -169,8 +171,7 @@ def sizes(infos: Sequence[data.ImageInfo], images: Sequence[str]) -> Figure | No
         labels = [f"{i.name}" + (f" ({i.layers} layers)" if i.layers is not None else "") for i in rows]
         ax.set_yticks(range(len(rows)), labels)
         ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.set_xlim(left=0)
-        ax.margins(x=0.15)
+        _xlim(ax, max(getattr(i, k) or 0 for i in rows for k, _, _ in kinds) / 1e6, 0.15)
         ax.set_xlabel("MB (10^6 bytes)")
         ax.set_title("Image sizes")
         fig.legend(handles=[Patch(facecolor="#bbbbbb", hatch=h, edgecolor=style.EDGE_COLOUR, label=label)
@@ -191,7 +192,7 @@ def failures(items: Sequence[data.Failure]) -> Figure | None:
             ax.text(f.count, y, f" {f.count}", va="center")
         ax.set_yticks(range(len(items)), [f.reason for f in items])
         ax.set_ylim(len(items) - 0.5, -0.5)
-        ax.margins(x=0.1)
+        _xlim(ax, max(f.count for f in items), 0.08)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("failed runs")
         ax.set_title("Failures by reason")
