@@ -622,3 +622,12 @@ def test_the_status_records_each_chosen_nodes_context_once():
     assert (contexts["gpu-0"]["serializeImagePulls"], contexts["gpu-0"]["maxParallelImagePulls"]) == (False, 3)
     assert contexts["gpu-1"]["serializeImagePulls"] is None and "nodes/proxy" in contexts["gpu-1"]["note"]
     assert b.io.count("kubelet_configz") == 2  # read once, with the node choice
+
+
+def test_a_fan_out_wave_reads_the_nodes_image_lists_with_one_list_not_one_read_per_node():
+    nodes = gpu_nodes(12, images=[{"names": [IMAGE], "sizeBytes": 1}])
+    b = Bench(spec(mode="fanOut", cache="cold", parallelism=12, nodes={"maxNodes": 12}), nodes)
+    b.step()
+    assert len(b.io.created) == 12 and b.io.count("node_images") == 0
+    created = [c["manifest"]["metadata"]["annotations"] for c in b.io.calls_to("create_pod")]
+    assert {a["startbench.dev/image-on-node"] for a in created} == {"true"}

@@ -32,6 +32,7 @@ from startbench.core.timeline import Observations, read_report
 log = logging.getLogger("startbench.runtime.reconciler")
 TERMINAL = (st.SUCCEEDED, st.PARTIALLY_FAILED, st.FAILED)
 CREATE_WORKERS = 16  # concurrent pod creations (the API client's connection pool holds 32)
+NODE_READS_BEFORE_LIST = 8  # a wave over more nodes reads their image lists with one LIST of the nodes
 
 
 @dataclasses.dataclass
@@ -272,12 +273,16 @@ class BenchmarkReconciler:
         for name in self.created:
             states.setdefault(name, RunState.RUNNING)
         parallelism = min(ctx.spec.parallelism, self.config.max_parallel_pods)
-        to_start, evidence, node_images = [], {}, {}
+        candidates = list(next_runs(ctx.runs, states, parallelism, ctx.spec.mode))
+        if not candidates:
+            return
+        node_images = self._node_images({run.node for run in candidates})
         arrivals: dict[tuple[str, str], dict] = {}  # (node, image) -> the last run that got the image there
         for record in sorted(ctx.book.values(), key=lambda r: r.get("finishedMs") or 0):
             if arrived(record):
                 arrivals[(record.get("node"), record["image"])] = record
-        for run in next_runs(ctx.runs, states, parallelism, ctx.spec.mode):
+        to_start, evidence = [], {}
+        for run in candidates:
             image = ctx.spec.image(run.image).reference
             purged = False
             if run.purge_first:  # spec.purgeImageBeforeColdRun: make the cold run truly cold
@@ -288,12 +293,10 @@ class BenchmarkReconciler:
                     continue
                 purged = result.how != "absent"
                 log.info("%s: %s", ctx.ref.name, result.message)
-            # The cache evidence: what the node listed right before the pod exists (read once per node a step).
-            if run.node not in node_images:
-                node_images[run.node] = self.io.node_images(run.node)
+            # The cache evidence: what the node held right before the pod exists (a purge overrides the list).
             earlier = arrivals.get((run.node, run.image))
-            if node_images[run.node] is not None or earlier is not None:
-                evidence[run.name] = node_evidence(image, node_images[run.node], purged, earlier).annotations()
+            if node_images.get(run.node) is not None or earlier is not None:
+                evidence[run.name] = node_evidence(image, node_images.get(run.node), purged, earlier).annotations()
             to_start.append(run)
         for run, created_ms, refusal in self._create_pods(ctx.ref, ctx.spec, to_start, evidence):
             if refusal is None:
@@ -302,6 +305,14 @@ class BenchmarkReconciler:
             else:
                 self._record_unstarted(ctx, run, "PodRejected",
                                        refusal + "; fix the spec field the message names", created_ms)
+
+    def _node_images(self, nodes: set[str]) -> dict[str, list | None]:
+        """Each node's status.images now: one read per node, or one list of every node when a wave needs many."""
+        if len(nodes) <= NODE_READS_BEFORE_LIST:
+            return {node: self.io.node_images(node) for node in nodes}
+        listed = {(n.get("metadata") or {}).get("name"): n for n in self.io.list_nodes()}
+        return {node: ((listed[node].get("status") or {}).get("images") or []) if node in listed else None
+                for node in nodes}
 
     def _write_records(self, ctx: "_StepContext") -> None:
         """The records ConfigMaps that changed this step, written once, before any pod of theirs is deleted."""
