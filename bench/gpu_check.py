@@ -20,6 +20,8 @@ keep some configurations (the tests use them).
 Files in --out (at most 8 come back from the device machine): summary.json, reports.jsonl (every report, one
 a line, with its run), gpu_check.log (each run's command, elapsed time and stderr tail), and nvidia-smi.txt
 (written by gpu_check.sh). Standard library only; the workload modules come from operator/ of this checkout.
+The commit is `git rev-parse HEAD` of the checkout, else env GPU_CHECK_COMMIT (a copy without .git), else
+"unknown".
 """
 
 from __future__ import annotations
