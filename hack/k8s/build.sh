@@ -2,12 +2,13 @@
 # Build the local cluster's binaries from the Go module proxy, once, into a versioned cache:
 #   $STARTBENCH_CACHE (default ~/.cache/startbench)/bin/<component>-<version>/<binary>
 # Each component is skipped when its binary is already there, so a warm run costs nothing.
-# Usage: hack/k8s/build.sh [component ...]   (default: all of kubernetes etcd kwok helm)
+# Usage: hack/k8s/build.sh [component ...]   (default: all of kubernetes etcd coredns kwok helm)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${STARTBENCH_CACHE:-$HOME/.cache/startbench}
 K8S_VERSION=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/go.mod")
 ETCD_VERSION=$(sed -n 's/^require go.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$here/../etcd/go.mod")
+COREDNS_VERSION=$(sed -n 's/^require github.com\/coredns\/coredns \(v[0-9.]*\)$/\1/p' "$here/../coredns/go.mod")
 KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
 HELM_VERSION=${HELM_VERSION:-v3.18.6}
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath -buildvcs=false"
@@ -21,7 +22,7 @@ build_kubernetes() {
     local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1"
     ld="$ld -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) -X k8s.io/component-base/version.gitTreeState=clean"
     ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy; do
         built "$out/$cmd" && continue
         say "building $cmd $K8S_VERSION (first time: several minutes)"
         local t=$SECONDS
@@ -42,6 +43,18 @@ build_etcd() {
     say "built etcd in $((SECONDS - t))s"
 }
 
+# CoreDNS with the plugins hack/coredns/main.go imports (the cluster DNS of the real node: realnode.py).
+build_coredns() {
+    local out="$cache/bin/coredns-$COREDNS_VERSION"
+    built "$out/coredns" && return 0
+    mkdir -p "$out"
+    say "building coredns $COREDNS_VERSION"
+    local t=$SECONDS
+    (cd "$here/../coredns" && go build -ldflags "-s -w" -o "$out/coredns.tmp" .)
+    mv "$out/coredns.tmp" "$out/coredns"
+    say "built coredns in $((SECONDS - t))s"
+}
+
 go_install() { # name module version
     local out="$cache/bin/$1-$3"
     built "$out/$1" && return 0
@@ -53,13 +66,14 @@ go_install() { # name module version
 }
 
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(kubernetes etcd kwok helm)
+[ ${#components[@]} -gt 0 ] || components=(kubernetes etcd coredns kwok helm)
 for c in "${components[@]}"; do
     case "$c" in
         kubernetes) build_kubernetes ;;
         etcd) build_etcd ;;
+        coredns) build_coredns ;;
         kwok) go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
         helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
-        *) echo "unknown component $c (expected kubernetes, etcd, kwok or helm)" >&2; exit 2 ;;
+        *) echo "unknown component $c (expected kubernetes, etcd, coredns, kwok or helm)" >&2; exit 2 ;;
     esac
 done

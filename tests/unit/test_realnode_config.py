@@ -6,7 +6,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from startbench.localcluster import realnode
+from startbench.localcluster import clusternet, realnode
 
 LAYOUT = realnode.Layout(Path("/state/realnode"))
 CRI = ("plugins", "io.containerd.grpc.v1.cri")
@@ -40,7 +40,8 @@ def test_oom_score_restriction_follows_the_capability():
 
 def test_both_local_registries_are_plain_http():
     files = realnode.registry_hosts(LAYOUT)
-    assert {p.parent.name for p in files} == {"127.0.0.1:5000", "127.0.0.1:5001"}
+    # The no-auth registry also under the node IP, the address pods push to (clusternet forwards it).
+    assert {p.parent.name for p in files} == {"127.0.0.1:5000", "127.0.0.1:5001", f"{realnode.NODE_IP}:5000"}
     for path, text in files.items():
         doc = tomllib.loads(text)
         assert doc["server"] == f"http://{path.parent.name}"
@@ -49,7 +50,9 @@ def test_both_local_registries_are_plain_http():
 
 def test_cni_is_a_bridge_whose_gateway_is_the_node_ip():
     conf = json.loads(realnode.cni_config(LAYOUT))
-    [bridge] = conf["plugins"]
+    bridge, firewall = conf["plugins"]
+    # The firewall plugin lets each pod's traffic through a FORWARD chain whose policy Docker sets to DROP.
+    assert firewall["type"] == "firewall" and "firewall" in realnode.CNI_PLUGINS
     assert bridge["type"] == "bridge" and bridge["bridge"] == realnode.BRIDGE and bridge["isGateway"] is True
     assert bridge["ipam"]["type"] == "host-local"
     assert bridge["ipam"]["ranges"] == [[{"subnet": realnode.POD_SUBNET}]]
@@ -65,6 +68,7 @@ def test_kubelet_config_and_flags():
     assert conf["serializeImagePulls"] is True
     assert conf["registerWithTaints"] == [realnode.TAINT] and conf["makeIPTablesUtilChains"] is False
     assert conf["address"] == realnode.NODE_IP and conf["readOnlyPort"] == 0
+    assert conf["clusterDNS"] == [clusternet.DNS_SERVICE_IP] and conf["clusterDomain"] == "cluster.local"
     assert conf["authentication"]["anonymous"]["enabled"] is False
     assert conf["authorization"]["mode"] == "Webhook"
     argv = realnode.kubelet_argv(LAYOUT, Path("/k/kubeconfig"))

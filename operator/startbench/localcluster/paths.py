@@ -35,6 +35,10 @@ def etcd_version() -> str:
     return _required_version(REPO_ROOT / "hack" / "etcd" / "go.mod", "go.etcd.io/etcd/server/v3")
 
 
+def coredns_version() -> str:
+    return _required_version(REPO_ROOT / "hack" / "coredns" / "go.mod", "github.com/coredns/coredns")
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("STARTBENCH_CACHE") or Path.home() / ".cache" / "startbench")
 
@@ -46,7 +50,9 @@ class Binaries:
     kube_scheduler: Path
     kubelet: Path
     kubectl: Path
+    kube_proxy: Path
     etcd: Path
+    coredns: Path
     kwok: Path
     helm: Path
 
@@ -63,7 +69,9 @@ def binaries(cache: Path | None = None) -> Binaries:
         kube_scheduler=k8s / "kube-scheduler",
         kubelet=k8s / "kubelet",
         kubectl=k8s / "kubectl",
+        kube_proxy=k8s / "kube-proxy",
         etcd=root / f"etcd-{etcd_version()}" / "etcd",
+        coredns=root / f"coredns-{coredns_version()}" / "coredns",
         kwok=root / f"kwok-{KWOK_VERSION}" / "kwok",
         helm=root / f"helm-{HELM_VERSION}" / "helm",
     )

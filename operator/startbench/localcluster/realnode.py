@@ -7,7 +7,9 @@ the local registry and really start, and pull and start times are measured for r
   CNI          a bridge (`sbcni0`, 10.88.0.0/16, host-local IPAM) from Debian's containernetworking-plugins;
   pause        a tiny static Go program (hack/realnode/pause) built with the local Go toolchain into a
                FROM-scratch image, pushed as 127.0.0.1:5000/startbench/pause:3.10: containerd's sandbox image;
-  kubelet      the cluster's own kubelet build, registered to the same API server as node `real-node-0`.
+  kubelet      the cluster's own kubelet build, registered to the same API server as node `real-node-0`;
+  networking   kube-proxy, CoreDNS and the API server on the bridge (clusternet.py), so pods there reach
+               Services by name, the `kubernetes` Service included, as on any cluster.
 The node carries `startbench.dev/pool=real`, `nvidia.com/gpu.product=fake`, the taint
 `startbench.dev/real-node=true:NoSchedule` (only pods that tolerate it land there, so simulated-node tests never
 do) and advertises a fake `nvidia.com/gpu: 8` (patched into its status, the documented way to advertise an
@@ -32,7 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from startbench.localcluster import paths
+from startbench.localcluster import clusternet, paths
 from startbench.localcluster.processes import Managed, command_lines
 
 Progress = Callable[[str], None]
@@ -56,7 +58,7 @@ CONTAINERD = "realnode-containerd"
 KUBELET = "realnode-kubelet"
 PROCESS_NAMES = (KUBELET, CONTAINERD)  # stop order
 CNI_BIN_DIR = Path("/usr/lib/cni")
-CNI_PLUGINS = ("bridge", "host-local", "loopback")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "firewall")
 # The cgroup v1 controllers the kubelet and runc need (cgroup v2 needs none of this list).
 CGROUP_V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
 READY_TIMEOUT_S = 120.0
@@ -232,16 +234,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 
 def registry_hosts(lay: Layout) -> dict[Path, str]:
-    """hosts.toml per local registry: both speak plain HTTP on loopback."""
+    """hosts.toml per local registry: both speak plain HTTP on loopback; the no-auth one also as pods reach it,
+    on the node IP (clusternet.py forwards it there), the name images built in the cluster are pushed under."""
     files = {}
-    for port in (5000, 5001):
-        host = f"127.0.0.1:{port}"
+    for host in ("127.0.0.1:5000", "127.0.0.1:5001", f"{NODE_IP}:{clusternet.REGISTRY_PORT}"):
         files[lay.hosts_dir / host / "hosts.toml"] = (
             f'server = "http://{host}"\n\n[host."http://{host}"]\n  capabilities = ["pull", "resolve"]\n')
     return files
 
 
 def cni_config(lay: Layout) -> str:
+    """The bridge, then the firewall plugin: it accepts each pod's traffic in the FORWARD chain, whose policy a
+    Docker engine on the same machine sets to DROP (pod to pod, pod to a Service's pod, pod to the outside)."""
     return json.dumps({
         "cniVersion": "0.4.0",
         "name": "startbench-realnode",
@@ -249,7 +253,7 @@ def cni_config(lay: Layout) -> str:
             "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": True, "hairpinMode": True,
             "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "routes": [{"dst": "0.0.0.0/0"}],
                      "dataDir": str(lay.root / "cni" / "ipam")},
-        }],
+        }, {"type": "firewall", "backend": "iptables"}],
     }, indent=2) + "\n"
 
 
@@ -278,8 +282,12 @@ def kubelet_config(lay: Layout, ca_file: Path) -> str:
         "imageGCHighThresholdPercent": 99,
         "imageGCLowThresholdPercent": 98,
         "registerWithTaints": [TAINT],
-        # No kube-proxy here: keep the kubelet's KUBE-FIREWALL and canary chains out of the host's iptables.
+        # kube-proxy (clusternet.py) writes the Service rules; keep the kubelet's own KUBE-FIREWALL and canary
+        # chains out of the host's iptables.
         "makeIPTablesUtilChains": False,
+        # Cluster DNS: CoreDNS behind the kube-dns Service (clusternet.py); pods get it as their name server.
+        "clusterDNS": [clusternet.DNS_SERVICE_IP],
+        "clusterDomain": clusternet.CLUSTER_DOMAIN,
         "podLogsDir": str(lay.root / "pod-logs"),
         "staticPodPath": "",
         "resolvConf": "/etc/resolv.conf",
@@ -551,6 +559,10 @@ def _ensure(kubeconfig: Path, progress: Progress) -> str:
     _ensure_bridge()
     _start_containerd(lay, progress)
     _start_kubelet(lay, kubeconfig, progress)
+    try:
+        clusternet.ensure(kubeconfig, NODE_NAME, NODE_IP, POD_SUBNET, progress)
+    except clusternet.ClusterNetError as err:
+        raise RealNodeError(f"the real node's cluster networking: {err}") from None
     return NODE_NAME
 
 
@@ -633,9 +645,10 @@ def status_problem() -> str | None:
     if not kubeconfig.exists():
         return "no cluster kubeconfig"
     try:
-        return node_problem(_core(kubeconfig))
+        problem = node_problem(_core(kubeconfig))
     except Exception as err:  # a status check must not crash the status command
         return f"cannot read node {NODE_NAME}: {err}"
+    return problem or clusternet.problem(NODE_IP)
 
 
 # ---- stopping --------------------------------------------------------------------------------------------
@@ -736,6 +749,7 @@ def stop(progress: Progress = print) -> list[str]:
     if kubelet.stop():
         stopped.append(KUBELET)
         progress(f"stopped {KUBELET}")
+    stopped += clusternet.stop(progress)
     netns: list[Path] = []
     if containerd.running():
         netns = _sandbox_netns(lay)
@@ -785,6 +799,7 @@ def leftovers() -> list[str]:
     """What the real node left behind: processes (kubelet, containerd, shims) and mounts. Empty after stop()."""
     lay = layout()
     found = [f"process {name} (pid {_managed(name).pid()})" for name in PROCESS_NAMES if _managed(name).running()]
+    found += clusternet.leftovers()
     found += [f"shim pid {pid}" for pid in _our_shims(lay)]
     found += [f"mount {m}" for m in _mounts_under(lay.root)]
     if Path(f"/sys/class/net/{BRIDGE}").exists():
