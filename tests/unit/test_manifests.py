@@ -84,6 +84,28 @@ def test_cpu_pods_ask_for_no_gpu_and_the_cpu_device():
     assert container["args"][container["args"].index("--device") + 1] == "cpu"
 
 
+def _container(workload: dict, gpus: int) -> dict:
+    spec = BenchmarkSpec.from_dict({"images": [{"name": "t", "image": "t:1", "framework": "jax"}],
+                                    "nodes": {"selector": {"matchLabels": {"a": "b"}}, "gpusPerPod": gpus},
+                                    "workload": workload})
+    return pod_manifest(REF, spec, plan("b1", spec, ["n"])[0], created_ms=1)["spec"]["containers"][0]
+
+
+def test_workload_resources_are_the_containers_and_gpu_limits_merge_in():
+    resources = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2, "memory": "2Gi"}}
+    assert _container({"resources": resources}, gpus=2)["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "2"}}
+    assert _container({"resources": resources}, gpus=0)["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+    # Requests alone keep the GPU limit beside them; limits alone keep both in one map.
+    assert _container({"resources": {"requests": {"memory": "64Mi"}}}, gpus=1)["resources"] == {
+        "requests": {"memory": "64Mi"}, "limits": {"nvidia.com/gpu": "1"}}
+    assert _container({"resources": {"limits": {"memory": "64Mi"}}}, gpus=1)["resources"] == {
+        "limits": {"memory": "64Mi", "nvidia.com/gpu": "1"}}
+    assert "resources" not in _container({"resources": {}}, gpus=0)
+
+
 def test_framework_none_keeps_the_images_entry_point():
     spec = BenchmarkSpec.from_dict({"images": [{"name": "plain", "image": "busybox:1.36", "framework": "none"}],
                                     "nodes": {"selector": {"matchLabels": {"a": "b"}}},

@@ -1,4 +1,5 @@
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,14 @@ def test_crd_limits_and_image_grammar_equal_the_operators():
     assert f"<= {S.MAX_RUNS}" in runs_rule
 
 
+def test_crd_quantity_pattern_equals_the_operators():
+    for part in ("requests", "limits"):
+        for name in S.RESOURCE_NAMES:
+            node = prop(f"workload.resources.{part}.{name}")
+            assert node["pattern"] == S.QUANTITY and node["x-kubernetes-int-or-string"] is True
+        assert sorted(prop(f"workload.resources.{part}")["properties"]) == sorted(S.RESOURCE_NAMES)
+
+
 def test_every_schema_field_is_documented():
     def walk(node, path):
         if path and "description" not in node and path.split(".")[-1] not in ("apiVersion", "kind", "metadata"):
@@ -134,6 +143,31 @@ def test_full_spec():
     assert s.caches == ("warm",)
 
 
+def test_workload_resources_keep_the_quantities_as_written():
+    s = BenchmarkSpec.from_dict(minimal(workload={"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                                                "limits": {"cpu": 2, "memory": "1.5Gi"}}}))
+    r = s.workload.resources
+    assert r.requests == (("cpu", "500m"), ("memory", "1Gi")) and r.limits == (("cpu", "2"), ("memory", "1.5Gi"))
+    assert r.limit("memory") == "1.5Gi" and r.limit("gpu") is None
+    assert BenchmarkSpec.from_dict(minimal()).workload.resources == S.Resources()
+    # Equal request and limit is allowed; 1Gi and 1024Mi are the same quantity.
+    BenchmarkSpec.from_dict(minimal(workload={"resources": {"requests": {"memory": "1Gi"},
+                                                            "limits": {"memory": "1024Mi"}}}))
+
+
+@pytest.mark.parametrize("text, value", [
+    ("500m", "0.5"), ("2", "2"), ("64Mi", str(64 * 2**20)), ("1.5Gi", str(3 * 2**29)), ("1e3", "1000"),
+    ("1E-3", "0.001"), (".5", "0.5"), ("2k", "2000"), ("1M", "1000000"), ("10n", "0.00000001"),
+])
+def test_quantity_values(text, value):
+    assert S.quantity_value(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["", "1.2.3", "1mi", "Gi", "-1", "1 Gi", "1Gib", "0x10", "1e"])
+def test_not_quantities(text):
+    assert not re.match(S.QUANTITY, text)
+
+
 @pytest.mark.parametrize("over, field, words", [
     ({"images": []}, "images", "at least one image"),
     ({"images": [{"name": "a", "image": "x:1", "framework": "pytorch"}] * 2}, "images[1].name", "used twice"),
@@ -165,6 +199,16 @@ def test_full_spec():
     ({"repetitions": 100, "nodes": {"selector": {"matchLabels": {"a": "b"}}, "maxNodes": 1000}}, "repetitions",
      "at most 10000"),
     ({"purgeImageBeforeColdRun": "yes"}, "purgeImageBeforeColdRun", "true or false"),
+    ({"workload": {"resources": {"limits": {"memory": "64MB"}}}}, "workload.resources.limits.memory",
+     "not a Kubernetes quantity; give e.g."),
+    ({"workload": {"resources": {"requests": {"cpu": 0.5}}}}, "workload.resources.requests.cpu", "'500m'"),
+    ({"workload": {"resources": {"requests": {"cpu": "-1"}}}}, "workload.resources.requests.cpu", "not a Kubernetes"),
+    ({"workload": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}, "workload.resources.limits.nvidia.com/gpu",
+     "spec.nodes.gpusPerPod"),
+    ({"workload": {"resources": {"limit": {"cpu": "1"}}}}, "workload.resources.limit", "use requests and limits"),
+    ({"workload": {"resources": {"limits": {"memory": "0"}}}}, "workload.resources.limits.memory", "above 0"),
+    ({"workload": {"resources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1024Mi"}}}},
+     "workload.resources.requests.memory", "above limits.memory '1024Mi'"),
 ])
 def test_errors_name_the_field_and_the_fix(over, field, words):
     with pytest.raises(SpecError) as info:

@@ -63,7 +63,8 @@ def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created
 
     The pod is pinned to its node with a required node affinity on the node's name (the scheduler still places
     it, so scheduling is measured and a full node shows as Unschedulable); `restartPolicy: Never`, so a crash
-    ends the run; `activeDeadlineSeconds` bounds a started pod (the caller also times out pods that never start).
+    ends the run; `activeDeadlineSeconds` bounds a started pod (the caller also times out pods that never start);
+    spec.workload.resources and the GPUs are the container's resources.
     """
     entry = spec.image(run.image)
     command, args = workload_command(spec, entry.framework)
@@ -89,10 +90,13 @@ def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created
     }
     if command is not None:
         container["command"] = command
+    resources = spec.workload.resources.to_dict()
     gpus = spec.nodes.gpus_per_pod
     if gpus > 0:
         # Extended resources are requested through limits (requests default to the same value).
-        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+        resources.setdefault("limits", {})["nvidia.com/gpu"] = str(gpus)
+    if resources:
+        container["resources"] = resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "activeDeadlineSeconds": spec.run_timeout_seconds,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from startbench.core.contracts import PHASE_BY_CAMEL, PHASE_CAMEL, PHASES, TIME_TO_FIRST_STEP
@@ -45,6 +46,11 @@ MAX_STEPS = 10000
 MAX_BATCH = 4096
 MIN_TIMEOUT, MAX_TIMEOUT = 30, 86400
 MAX_TTL = 604800
+# spec.workload.resources: what the run container asks for and is held to (GPUs come from nodes.gpusPerPod).
+RESOURCE_NAMES = ("cpu", "memory")
+# A Kubernetes quantity, non-negative (apimachinery resource.Quantity's grammar: a decimal number, then a binary
+# suffix, a decimal suffix or an exponent). The CRD carries the same pattern; tests/unit/test_spec.py compares.
+QUANTITY = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
 
 DEFAULTS: dict[str, Any] = {
     "nodes.gpusPerPod": 1,
@@ -73,6 +79,10 @@ _DNS_LABEL = re.compile(DNS_LABEL)
 _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + _LABEL_NAME + "$")
 _LABEL_VALUE = re.compile(r"^(" + _LABEL_NAME + ")?$")
+_QUANTITY = re.compile(QUANTITY)
+_SUFFIX = {"n": "1e-9", "u": "1e-6", "m": "1e-3", "": "1", "k": "1e3", "M": "1e6", "G": "1e9", "T": "1e12",
+           "P": "1e15", "E": "1e18", "Ki": str(2**10), "Mi": str(2**20), "Gi": str(2**30), "Ti": str(2**40),
+           "Pi": str(2**50), "Ei": str(2**60)}
 
 
 class SpecError(ValueError):
@@ -149,6 +159,21 @@ class Nodes:
 
 
 @dataclasses.dataclass(frozen=True)
+class Resources:
+    """spec.workload.resources: (name, quantity) pairs of `cpu` and `memory`, as the run container asks for them
+    (requests) and is held to (limits). Quantities stay the strings the user wrote."""
+    requests: tuple[tuple[str, str], ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()
+
+    def limit(self, name: str) -> str | None:
+        return dict(self.limits).get(name)
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """The container's `resources` (without GPUs), empty parts left out."""
+        return {k: dict(v) for k, v in (("requests", self.requests), ("limits", self.limits)) if v}
+
+
+@dataclasses.dataclass(frozen=True)
 class Workload:
     model: str = "resnet18"
     steps: int = 15
@@ -156,6 +181,7 @@ class Workload:
     precision: str = "fp32"
     image_size: int = 224
     args: tuple[str, ...] = ()
+    resources: Resources = Resources()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -371,6 +397,54 @@ def _parse_nodes(raw: Any) -> Nodes:
     )
 
 
+def quantity_value(text: str) -> Decimal:
+    """The value of a Kubernetes quantity string that matches QUANTITY (`500m` is 0.5, `64Mi` is 67108864)."""
+    m = _QUANTITY.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a quantity")
+    suffix = m.group(3) or ""
+    if suffix[:1] in ("e", "E"):
+        return Decimal(m.group(1)) * Decimal(10) ** int(suffix[1:])
+    return Decimal(m.group(1)) * Decimal(_SUFFIX[suffix])
+
+
+def _quantity(value: Any, field: str) -> str:
+    example = "'500m' or 2 for cpu, '512Mi' or '2Gi' for memory"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise SpecError(field, f"is {value!r}; give a Kubernetes quantity, e.g. {example}")
+    text = str(value)
+    if not _QUANTITY.match(text):
+        raise SpecError(field, f"{text!r} is not a Kubernetes quantity; give e.g. {example}")
+    return text
+
+
+def _parse_resources(raw: Any) -> Resources:
+    r = _obj(raw, "workload.resources")
+    for key in r:
+        if key not in ("requests", "limits"):
+            raise SpecError(f"workload.resources.{key}", "is not a field; use requests and limits")
+    parts: dict[str, tuple[tuple[str, str], ...]] = {}
+    for part in ("requests", "limits"):
+        given = _obj(r.get(part), f"workload.resources.{part}")
+        for name in given:
+            if name not in RESOURCE_NAMES:
+                hint = " (GPUs: set spec.nodes.gpusPerPod)" if "gpu" in str(name) else ""
+                raise SpecError(f"workload.resources.{part}.{name}",
+                                f"is not a resource the run container can ask for here; use cpu or memory{hint}")
+        parts[part] = tuple((name, _quantity(given[name], f"workload.resources.{part}.{name}"))
+                            for name in RESOURCE_NAMES if given.get(name) is not None)
+    requests, limits = dict(parts["requests"]), dict(parts["limits"])
+    for name, limit in limits.items():
+        if quantity_value(limit) == 0:
+            raise SpecError(f"workload.resources.limits.{name}", f"is {limit!r}; a limit must be above 0 (leave it "
+                                                                 "out for no limit)")
+        if name in requests and quantity_value(requests[name]) > quantity_value(limit):
+            raise SpecError(f"workload.resources.requests.{name}",
+                            f"is {requests[name]!r}, above limits.{name} {limit!r}; the API server refuses such a "
+                            f"pod: lower the request or raise the limit")
+    return Resources(requests=parts["requests"], limits=parts["limits"])
+
+
 def _parse_workload(raw: Any) -> Workload:
     w = _obj(raw, "workload")
     args = tuple(_str(a, f"workload.args[{j}]", 256) for j, a in enumerate(_list(w.get("args"), "workload.args", 32)))
@@ -381,6 +455,7 @@ def _parse_workload(raw: Any) -> Workload:
         precision=_enum(w, "precision", "workload.precision", PRECISIONS, DEFAULTS["workload.precision"]),
         image_size=_enum(w, "imageSize", "workload.imageSize", IMAGE_SIZES, DEFAULTS["workload.imageSize"]),
         args=args,
+        resources=_parse_resources(w.get("resources")),
     )
 
 
