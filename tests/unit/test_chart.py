@@ -183,6 +183,50 @@ def test_builder_adds_a_loopback_dind_sidecar_and_points_the_operator_at_it():
 
 
 @needs_helm
+def test_build_values_become_the_operators_build_configuration(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    args = ["template", "sb", str(CHART), "--namespace", "startbench", "--set", "build.registry=10.88.0.1:5000/team",
+            "--set", "build.baseImage=10.88.0.1:5000/startbench/base:bookworm",
+            "--set-file", f"build.caBundle.pem={bundle}"]
+    docs = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+    container = operator_container(docs)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    cfg = config.load(env)
+    assert cfg.build_registry == "10.88.0.1:5000/team"
+    assert cfg.build_base_image == "10.88.0.1:5000/startbench/base:bookworm"
+    assert cfg.build_ca_bundle == "/etc/startbench/build-ca/ca.crt"
+    ca_map = one(docs, "ConfigMap", "build-ca")
+    assert ca_map["data"]["ca.crt"] == bundle.read_text()
+    [volume] = [v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "build-ca"]
+    assert volume["configMap"]["name"] == ca_map["metadata"]["name"]
+    assert {"name": "build-ca", "mountPath": "/etc/startbench/build-ca", "readOnly": True} in container["volumeMounts"]
+    # An existing ConfigMap instead; and nothing of it by default.
+    container = operator_container(render("build.caBundle.configMap=corp-ca", "build.caBundle.key=bundle.pem"))
+    assert {e["name"]: e["value"] for e in container["env"]}["STARTBENCH_BUILD_CA_BUNDLE"] == \
+        "/etc/startbench/build-ca/bundle.pem"
+    default = render()
+    assert not {e["name"] for e in operator_container(default)["env"]} & {
+        "STARTBENCH_BUILD_REGISTRY", "STARTBENCH_BUILD_BASE_IMAGE", "STARTBENCH_BUILD_CA_BUNDLE"}
+    assert not [d for d in default if d["kind"] == "ConfigMap" and "build-ca" in d["metadata"]["name"]]
+
+
+def test_the_build_error_names_chart_values_that_exist():
+    """The operator's message for a build entry without a registry names chart values; each must be in values.yaml."""
+    import re
+
+    source = (REPO / "operator" / "startbench" / "runtime" / "imagebuilds.py").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    named = re.findall(r"chart value ([a-zA-Z.]+)", source) + re.findall(r"with ([a-z]+\.[a-zA-Z]+)", source)
+    assert "build.registry" in named
+    for dotted in named:
+        node = values
+        for part in dotted.split("."):
+            assert isinstance(node, dict) and part in node, f"{dotted} is not a chart value"
+            node = node[part]
+
+
+@needs_helm
 def test_cache_purge_agent_and_its_exec_permission_only_when_enabled():
     assert not [d for d in render() if d["kind"] == "DaemonSet"]
     docs = render("cachePurge.enabled=true", "cachePurge.image.repository=r/crictl", "cachePurge.image.tag=v1")
@@ -201,6 +245,9 @@ def test_cache_purge_agent_and_its_exec_permission_only_when_enabled():
     (["nosuchkey=1"], "nosuchkey"),
     (["cachePurge.enabled=true"], "repository"),
     (["image.digest=latest"], "digest"),
+    (["build.registry=http://registry:5000"], "registry"),
+    (["build.caBundle.pem=not a certificate"], "pem"),
+    (["build.caBundle.pem=-----BEGIN CERTIFICATE-----", "build.caBundle.configMap=corp-ca"], "caBundle"),
 ])
 def test_schema_refuses_bad_values_naming_the_field(sets, message):
     args = ["template", "sb", str(CHART)]

@@ -104,3 +104,39 @@ def test_the_operator_image_works_without_the_development_cluster(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Dockerfile" in op.dockerfile.name
     assert "rm -rf /opt/startbench/startbench/localcluster" in op.dockerfile.read_text()
+
+
+def test_the_operator_image_builds_framework_images_from_its_own_files(tmp_path):
+    """Laid out as the operator Dockerfile lays it out (/opt/startbench/{startbench,dockerfiles}), the package finds
+    every framework's Dockerfiles beside itself and makes their build contexts without the repository."""
+    import io
+    import subprocess
+    import sys
+    import tarfile
+
+    op = catalog.resolve("operator", "slim", "cpu")
+    data, _ = build_context(op.dockerfile, op.framework_dir, include_package=True)
+    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    for framework in catalog.FRAMEWORKS:
+        assert f"dockerfiles/{framework}/slim.Dockerfile" in names, framework
+    assert "dockerfiles/build-ca/ca.crt" not in names
+    extracted = tmp_path / "context"
+    tarfile.open(fileobj=io.BytesIO(data)).extractall(extracted, filter="data")
+    image = tmp_path / "opt" / "startbench"   # what the Dockerfile's COPY lines make of it
+    image.mkdir(parents=True)
+    (extracted / "operator" / "startbench").rename(image / "startbench")
+    (extracted / "dockerfiles").rename(image / "dockerfiles")
+    import shutil
+    shutil.rmtree(image / "dockerfiles" / "operator")
+    check = ("import io, sys, tarfile; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+             "from startbench.images import catalog, context; "
+             "assert context.DOCKERFILES == Path(sys.argv[1]) / 'dockerfiles', context.DOCKERFILES; "
+             "spec = catalog.resolve('jax', 'slim', 'cpu'); data, df = context.build_context(spec.dockerfile, spec.framework_dir); "
+             "names = tarfile.open(fileobj=io.BytesIO(data)).getnames(); "
+             "assert df in names and 'operator/startbench/workload/__main__.py' in names, names")
+    done = subprocess.run([sys.executable, "-I", "-c", check, str(image)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = op.dockerfile.read_text()
+    assert "COPY dockerfiles/ /opt/startbench/dockerfiles/" in text
+    assert "/opt/startbench/dockerfiles/build-ca/ca.crt" in text  # removed in the builder stage

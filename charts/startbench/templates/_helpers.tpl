@@ -101,3 +101,13 @@ every namespace, or a glob pattern that new namespaces may match.
     resources: ["configmaps"]
     verbs: ["get", "list", "create", "update"]
 {{- end }}
+
+{{/* The ConfigMap holding the builds' CA bundle (build.caBundle): the chart's own when given as PEM, else the named
+one, else nothing. */}}
+{{- define "startbench.buildCAConfigMap" -}}
+{{- if .Values.build.caBundle.pem }}
+{{- include "startbench.componentName" (dict "root" . "suffix" "build-ca") }}
+{{- else if .Values.build.caBundle.configMap }}
+{{- .Values.build.caBundle.configMap }}
+{{- end }}
+{{- end }}

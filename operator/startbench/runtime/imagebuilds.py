@@ -32,7 +32,8 @@ def builder(config: Config, metrics: Metrics) -> Callable[[Any, BenchmarkSpec, P
         if not config.build_registry:
             raise images.ImageBuildError(
                 "spec.images has build entries but the operator has no registry to push them to; set "
-                "STARTBENCH_BUILD_REGISTRY (chart value build.registry) to a registry the nodes can pull from")
+                "STARTBENCH_BUILD_REGISTRY (chart value build.registry, with builder.enabled or a Docker engine in "
+                "STARTBENCH_DOCKER_HOST) to a registry the nodes can pull from")
         built: dict[str, dict] = {}
         for entry in spec.unbuilt_images:
             flavour = entry.build.flavour or "cpu"
