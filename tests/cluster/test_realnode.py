@@ -220,3 +220,34 @@ def test_a_skewed_pod_clock_is_bounded_corrected_and_recorded(skew_ms, real_node
     if abs(skew_ms) >= 1000:  # seconds off: more than the facts allow, so detected and counted
         assert warm["timeline"]["clock"]["corrected"], warm["timeline"]
         assert status["clockCorrected"] >= 1
+
+
+def test_the_same_image_delivered_as_gzip_and_as_zstd_both_reach_the_first_step(real_node, jax_image, operator,
+                                                                                 custom, core, namespace):
+    """`startbench images convert` re-delivers the JAX slim CPU image with zstd layers; a Benchmark comparing the
+    two runs both to the first step on the real node (containerd unpacks zstd), and the status says how each
+    image is delivered."""
+    from startbench.cli import main as cli
+
+    zstd_image = f"{REGISTRY}/startbench-jax:slim-cpu-zstd-{uuid.uuid4().hex[:8]}"
+    assert cli.main(["images", "convert", JAX_IMAGE, "--to", "zstd", "--push", zstd_image]) == 0
+    realnode.remove_image(JAX_IMAGE)  # both cold: every layer is downloaded
+    images = [{"name": "gzip", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"},
+              {"name": "zstd", "image": zstd_image, "framework": "jax", "variant": "slim"}]
+    body = bm.benchmark("delivery", images, pool="real", max_nodes=1, gpus=0, cache="cold", repetitions=1,
+                        parallelism=1, runTimeoutSeconds=600, workload={"steps": 2, "batchSize": 2, "imageSize": 64})
+    body["spec"]["nodes"]["tolerations"] = [realnode.TOLERATION]
+    bm.create(custom, namespace, body)
+    try:
+        status = bm.wait_finished(custom, namespace, "delivery", timeout=600)["status"]
+        assert status["phase"] == "Succeeded", status
+        records = {r["image"]: r for r in bm.records(core, namespace, "delivery")}
+        for name in ("gzip", "zstd"):
+            assert records[name]["cache"] == "miss" and records[name]["timeToFirstStepMs"] > 0, records[name]
+            assert records[name]["timeline"]["phases"]["first_step"]["source"] == "report:first_step"
+        assert [t.rsplit("+", 1)[-1] for t in status["images"]["zstd"]["layerMediaTypes"]] == ["zstd"]
+        assert all(t.endswith("gzip") for t in status["images"]["gzip"]["layerMediaTypes"])
+    finally:
+        for pod in core.list_namespaced_pod(namespace).items:
+            core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+        realnode.remove_image(zstd_image, wait_s=300)

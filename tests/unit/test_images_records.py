@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 from hypothesis import given
@@ -40,9 +42,10 @@ def test_store_replaces_a_rebuilt_reference_and_keeps_others(tmp_path):
 def test_table_has_the_published_columns():
     table = records.format_table([_rec(), _rec(tag="naive-cpu", unc=2_430_000_000, layers=(957_000_000,))])
     lines = table.splitlines()
-    assert lines[0].split() == ["repository", "tag", "uncompressed", "compressed", "layers"]
-    assert lines[1].split() == ["127.0.0.1:5000/startbench-jax", "slim-cpu", "810.00", "MB", "248.89", "MB", "2"]
-    assert lines[2].split()[2:] == ["2.43", "GB", "957.00", "MB", "1"]
+    assert lines[0].split() == ["repository", "tag", "uncompressed", "compressed", "layers", "compression"]
+    assert lines[1].split() == ["127.0.0.1:5000/startbench-jax", "slim-cpu", "810.00", "MB", "248.89", "MB", "2",
+                                "gzip"]
+    assert lines[2].split()[2:] == ["2.43", "GB", "957.00", "MB", "1", "gzip"]
     assert len({len(l) for l in lines}) == 1, "columns are aligned"
 
 
@@ -64,3 +67,11 @@ def test_a_built_images_status_entry_says_how_its_layers_are_delivered():
     fields.update(repository="r/x", tag="slim-cpu", layers=layers, compressed_bytes=35, uncompressed_bytes=70)
     entry = status_entry(ImageRecord(**fields))
     assert entry["layers"] == 3 and entry["layerMediaTypes"] == [gz, zst]
+
+
+def test_the_compression_column_names_how_the_layers_are_delivered():
+    zst, gz = "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    def rec(*types):
+        return dataclasses.replace(_rec(), layers=tuple(Layer(f"sha256:{i:064x}", 1, t) for i, t in enumerate(types)))
+    assert (rec(zst, zst).compression, rec(gz).compression, rec(gz, zst).compression, rec().compression) == (
+        "zstd", "gzip", "mixed", "-")

@@ -14,6 +14,7 @@ _EPILOG = """examples:
   startbench images build --framework jax --variant slim --flavour cpu --push 127.0.0.1:5000
   startbench images build --framework pytorch --variant naive --push ghcr.io/myorg --credentials-secret ci/ghcr
   startbench images sizes --format json
+  startbench images convert 127.0.0.1:5000/startbench-jax:slim-cpu --to zstd --push 127.0.0.1:5000/startbench-jax:slim-cpu-zstd
 """
 
 
@@ -37,6 +38,17 @@ def add_parser(subparsers) -> None:
     b.add_argument("--quiet", action="store_true", help="print only the result")
     b.add_argument("--format", choices=("text", "json"), default="text")
     b.set_defaults(func=_build)
+
+    c = sub.add_parser("convert", help="push the same image with its layers compressed another way (zstd, gzip)")
+    c.add_argument("source", metavar="SRC", help="the image to convert, REGISTRY/REPOSITORY:TAG")
+    c.add_argument("--to", required=True, choices=("zstd", "gzip", "estargz"), help="the layers' new compression")
+    c.add_argument("--level", type=int, help="compression level (default: zstd 3, gzip 6)")
+    c.add_argument("--push", required=True, metavar="DEST", help="where to push it, REGISTRY/REPOSITORY:TAG")
+    c.add_argument("--username", help="registry user; the password is read from stdin (--password-stdin)")
+    c.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    c.add_argument("--credentials-secret", metavar="NAMESPACE/NAME", help="read credentials from this Secret")
+    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.set_defaults(func=_convert)
 
     s = sub.add_parser("sizes", help="table of recorded images: repository, tag, uncompressed, compressed, layers")
     s.add_argument("--format", choices=("table", "json"), default="table")
@@ -83,6 +95,27 @@ def _build(args) -> int:
         print(json.dumps(record.to_dict(), indent=1))
     else:
         print(format_table([record]))
+    return 0
+
+
+def _convert(args) -> int:
+    from startbench.images.convert import ConvertError, convert
+    from startbench.images.credentials import CredentialsError
+    from startbench.images.records import human_bytes
+    from startbench.images.registry_api import RegistryAPIError
+
+    try:
+        done = convert(args.source, args.to, args.push, args.level, _credentials(args, args.push),
+                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except (ConvertError, RegistryAPIError, CredentialsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(done.to_dict(), indent=1))
+        return 0
+    ratio = done.compressed_bytes / done.source_bytes if done.source_bytes else float("nan")
+    print(f"{done.reference} ({done.digest}): {done.compression} level {done.level}, {len(done.layers)} layers, "
+          f"{human_bytes(done.compressed_bytes)} (was {human_bytes(done.source_bytes)}, {ratio:.2f}x)")
     return 0
 
 

@@ -167,3 +167,14 @@ def select_platform(raw: bytes | str | Mapping[str, Any], os: str = "linux", arc
             f"it offers {offered}: build the image for this platform or ask for one of those"
         )
     return matches[0]
+
+
+def compression_of(media_type: str) -> str:
+    """gzip, zstd, estargz (a gzip layer with a stargz TOC is only told apart by its annotations), or none."""
+    if media_type.endswith("+zstd") or media_type.endswith(".zstd"):
+        return "zstd"
+    if media_type.endswith("gzip"):
+        return "gzip"
+    if media_type.endswith(".tar") or media_type.endswith("tar"):
+        return "none"
+    return media_type.rsplit("+", 1)[-1] or "unknown"

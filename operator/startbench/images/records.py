@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from startbench.images.manifest import Layer
+from startbench.images.manifest import Layer, compression_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,12 @@ class ImageRecord:
     @property
     def layer_count(self) -> int:
         return len(self.layers)
+
+    @property
+    def compression(self) -> str:
+        """How the layers are delivered: gzip, zstd, ... or `mixed`."""
+        kinds = {compression_of(layer.media_type) for layer in self.layers}
+        return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "-")
 
     @property
     def reference(self) -> str:
@@ -68,19 +74,19 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-COLUMNS = ("repository", "tag", "uncompressed", "compressed", "layers")
+COLUMNS = ("repository", "tag", "uncompressed", "compressed", "layers", "compression")
 
 
 def table_rows(records: Sequence[ImageRecord]) -> list[tuple[str, ...]]:
     return [(r.repository, r.tag, human_bytes(r.uncompressed_bytes), human_bytes(r.compressed_bytes),
-             str(r.layer_count)) for r in records]
+             str(r.layer_count), r.compression) for r in records]
 
 
 def format_table(records: Sequence[ImageRecord]) -> str:
-    """A plain-text table: repository, tag, uncompressed, compressed, layers (sizes right-aligned)."""
+    """A plain-text table: repository, tag, uncompressed, compressed, layers, compression (sizes right-aligned)."""
     rows = [COLUMNS] + table_rows(records)
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    right = {2, 3, 4}
+    right = {2, 3, 4, 5}
     lines = []
     for row in rows:
         cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
