@@ -448,6 +448,29 @@ class FakeKubelet:
                                "message": message, "startedAt": "2025-11-24T16:00:05Z"}}}]
         self._update(name, namespace, end)
 
+    def pull_secrets_missing(self, name: str, secrets: Sequence[str], namespace: str = "ns") -> None:
+        """The kubelet's event for imagePullSecrets it cannot read (pkg/kubelet/kubelet_pods.go), in its words."""
+        self._event(name, namespace, "FailedToRetrieveImagePullSecret",
+                    f"Unable to retrieve some image pull secrets ({', '.join(secrets)}); attempting to pull the "
+                    "image may not succeed.")
+
+    def deleting(self, name: str, namespace: str = "ns") -> None:
+        """Someone deletes the pod (kubectl delete): the watch sees its deletionTimestamp while it still runs."""
+        def mark(pod):
+            pod["metadata"]["deletionTimestamp"] = "2025-11-24T16:00:09Z"
+        self._update(name, namespace, mark)
+
+    def deadline_exceeded(self, name: str, namespace: str = "ns", message: str = "") -> None:
+        """The kubelet stops the pod at its activeDeadlineSeconds: the pod Failed with reason DeadlineExceeded, its
+        container terminated by SIGTERM (exit 143), having written `message` (a workload's report)."""
+        def stop(pod):
+            pod["status"].update(phase="Failed", reason="DeadlineExceeded",
+                                 message="Pod was active on the node longer than the specified deadline")
+            pod["status"]["containerStatuses"] = [{"name": CONTAINER, "imageID": "sha256:" + "a" * 64, "state": {
+                "terminated": {"exitCode": 143, "reason": "Error", "message": message,
+                               "startedAt": "2025-11-24T16:00:05Z"}}}]
+        self._update(name, namespace, stop)
+
     def run(self, names: Sequence[str], namespace: str = "ns", timing: Timing = Timing(), hit: bool = False,
             exit_code: int = 0, report: bool = True, ok: bool = True) -> None:
         """Take `names` from created to ended together, in step: each stage at the same moment for all of them,

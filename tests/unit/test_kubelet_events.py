@@ -102,6 +102,27 @@ def test_pull_failure_hint_names_the_fields():
     assert "spec.images" in hint and "spec.imagePullSecrets" in hint
 
 
+# The kubelet's wording (pkg/kubelet/kubelet_pods.go getPullSecretsForPod), which the pull simulator copies.
+@pytest.mark.parametrize("message, secrets", [
+    ("Unable to retrieve some image pull secrets (regcred); attempting to pull the image may not succeed.",
+     ("regcred",)),
+    ("Unable to retrieve some image pull secrets (a, team.b-2); attempting to pull the image may not succeed.",
+     ("a", "team.b-2")),
+    ("Unable to retrieve some image pull secrets (); attempting to pull the image may not succeed.", ()),
+    ("something else entirely", ()),
+])
+def test_missing_pull_secrets(message, secrets):
+    f = parse_event("FailedToRetrieveImagePullSecret", message)
+    assert f.kind is FactKind.MISSING_PULL_SECRETS and f.secrets == secrets
+    assert not f.fatal  # the kubelet pulls anyway (a public image needs no Secret)
+
+
+@given(st.text())
+def test_missing_pull_secrets_never_raises(tail):
+    f = parse_event("FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull secrets (" + tail)
+    assert all(name and "," not in name for name in f.secrets)
+
+
 def test_unknown_event_is_other_and_message_is_bounded():
     f = parse_event("SandboxChanged", "x" * 5000)
     assert f.kind is FactKind.OTHER and len(f.message) == 500

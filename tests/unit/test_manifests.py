@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from startbench.core.manifests import BenchmarkRef, pod_manifest, run_selector, workload_command
+from startbench.core.manifests import (DEADLINE_MARGIN_SECONDS, BenchmarkRef, pod_manifest, run_selector,
+                                      workload_command)
 from startbench.core.planner import plan
 from startbench.core.records import records_configmap, records_configmap_name
 from startbench.core.spec import BenchmarkSpec, SpecError
@@ -47,7 +48,8 @@ def test_pod_spec_pins_node_without_bypassing_the_scheduler():
     assert terms == [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["kwok-gpu-0"]}]}]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert spec["restartPolicy"] == "Never"
-    assert spec["activeDeadlineSeconds"] == 300
+    # The kubelet's deadline is a backstop behind the operator's own timeout (runTimeoutSeconds from creation).
+    assert spec["activeDeadlineSeconds"] == 300 + DEADLINE_MARGIN_SECONDS
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] == 1000
 

@@ -378,7 +378,7 @@ def test_a_refused_pod_is_recorded_as_pod_rejected_and_the_other_runs_go_on():
     record = b.records()[refused]
     assert b.recorded_at[refused] == 1  # recorded in the step that tried to create it
     assert (record["result"], record["reason"]) == (st.FAILED, "PodRejected")
-    assert "exceeded quota" in record["message"] and "fix the spec field" in record["message"]
+    assert "exceeded quota" in record["message"] and "raise the quota" in record["message"]
     assert (NS, refused) not in b.io.created
     final = b.drive()
     assert final.status["phase"] == st.PARTIALLY_FAILED
@@ -631,3 +631,129 @@ def test_a_fan_out_wave_reads_the_nodes_image_lists_with_one_list_not_one_read_p
     assert len(b.io.created) == 12 and b.io.count("node_images") == 0
     created = [c["manifest"]["metadata"]["annotations"] for c in b.io.calls_to("create_pod")]
     assert {a["startbench.dev/image-on-node"] for a in created} == {"true"}
+
+
+# --- outcomes the kubelet and other actors cause (issue #12) ---------------------------------------------------
+
+def test_missing_pull_secrets_are_named_in_one_warning_event():
+    b = Bench(spec(nodes={"maxNodes": 2}, cache="cold", imagePullSecrets=[{"name": "regcred"}, {"name": "ok"}]),
+              gpu_nodes(2))
+    b.step()
+    first, second = b.io.created_names()
+    for name in (first, second):  # the kubelet says so for every pod it syncs
+        b.kubelet.schedule(name)
+        b.kubelet.pull_secrets_missing(name, ["regcred"])
+    b.step()
+    b.kubelet.pull_secrets_missing(first, ["regcred"])  # and again on its next sync
+    b.drive()
+    (event,) = b.events("MissingPullSecrets")
+    assert event["type"] == "Warning"
+    assert "names Secret(s) regcred that" in event["message"]  # only the one the kubelet could not read
+    assert "gpu-0" in event["message"] and "gpu-1" in event["message"]
+    assert "create the Secret" in event["message"] and "spec.imagePullSecrets" in event["message"]
+    assert b.status["phase"] == st.SUCCEEDED  # a public image pulls without the Secret: only the event says so
+
+
+def test_a_later_missing_secret_gets_its_own_event_and_the_pull_failure_names_it():
+    b = Bench(spec(cache="cold", imagePullSecrets=[{"name": "a"}, {"name": "b"}]), gpu_nodes(1))
+    b.step()
+    (name,) = b.io.created_names()
+    b.kubelet.schedule(name)
+    b.kubelet.pull_secrets_missing(name, ["a"])
+    b.step()
+    b.kubelet.pull_secrets_missing(name, ["a", "b"])
+    b.kubelet.pull_fails(name)
+    b.step()
+    assert [e["message"].split(" that ")[0] for e in b.events("MissingPullSecrets")] == [
+        "spec.imagePullSecrets names Secret(s) a", "spec.imagePullSecrets names Secret(s) b"]
+    record = b.records()[name]
+    assert record["reason"] == "ErrImagePull"
+    assert "could not read Secret(s) a, b named in spec.imagePullSecrets" in record["message"]
+
+
+def test_a_run_past_its_timeout_while_running_is_a_timeout_and_its_pod_goes():
+    b = Bench(spec(cache="cold", runTimeoutSeconds=30, finishedPods={"keep": "all"}), gpu_nodes(1))
+    b.step()
+    (name,) = b.io.created_names()
+    b.kubelet.schedule(name)
+    b.kubelet.pulled(name)
+    b.kubelet.running(name)
+    b.clock.advance(s=29)
+    b.step()
+    assert not b.records()
+    b.clock.advance(s=2)
+    b.step()
+    record = b.records()[name]
+    assert (record["result"], record["reason"]) == (st.FAILED, "Timeout")
+    assert "workload still running" in record["message"] and "Raise spec.runTimeoutSeconds" in record["message"]
+    assert (NS, name) in b.io.deleted  # the operator ends the run: the kubelet's deadline never comes
+
+
+def test_a_pod_the_kubelet_stopped_at_its_deadline_is_deadline_exceeded_not_workload_failed():
+    """The kubelet's activeDeadlineSeconds is a backstop (runTimeoutSeconds + a margin, from the pod's start): a
+    restarted operator finds the pod stopped by it, and the workload's SIGTERM report must not make it a
+    WorkloadFailed."""
+    b = Bench(spec(cache="cold", runTimeoutSeconds=30), gpu_nodes(1))
+    b.step()
+    (name,) = b.io.created_names()
+    assert b.kubelet.pod(name)["spec"]["activeDeadlineSeconds"] == 90
+    b.kubelet.schedule(name)
+    b.kubelet.pulled(name)
+    b.kubelet.running(name)
+    start = b.clock()
+    b.kubelet.deadline_exceeded(name, message=workload_report(start, TIMING, ok=False,
+                                                             error="terminated by SIGTERM before mark 'device_ready'"))
+    b.reconciler = b.new_reconciler()  # the operator was away; it comes back and records what it finds
+    b.step()
+    record = b.records()[name]
+    assert (record["result"], record["reason"]) == (st.FAILED, "DeadlineExceeded")
+    assert "activeDeadlineSeconds" in record["message"] and "stopped before mark device_ready" in record["message"]
+    assert "Raise spec.runTimeoutSeconds" in record["message"]
+
+
+def test_a_pod_deleted_while_its_workload_runs_is_pod_deleted_not_a_crash():
+    b = Bench(spec(cache="cold"), gpu_nodes(1))
+    b.step()
+    (name,) = b.io.created_names()
+    b.kubelet.schedule(name)
+    b.kubelet.pulled(name)
+    b.kubelet.running(name)
+    b.kubelet.deleting(name)
+    b.kubelet.terminated(name, exit_code=143, message=workload_report(b.clock(), TIMING, ok=False,
+                                                                      error="terminated by SIGTERM before mark "
+                                                                            "'device_ready'"))
+    assert b.step().finished
+    record = b.records()[name]
+    assert record["reason"] == "PodDeleted", record["message"]
+    assert "workload still running" in record["message"] and "new name" in record["message"]
+
+
+def test_oom_killed_names_the_memory_limit_to_raise():
+    b = Bench(spec(cache="cold", workload={"resources": {"limits": {"memory": "64Mi"}}}), gpu_nodes(1))
+    b.step()
+    (name,) = b.io.created_names()
+    assert b.kubelet.pod(name)["spec"]["containers"][0]["resources"]["limits"] == {"memory": "64Mi",
+                                                                                    "nvidia.com/gpu": "1"}
+    b.kubelet.schedule(name)
+    b.kubelet.pulled(name)
+    b.kubelet.running(name)
+    b.kubelet.terminated(name, exit_code=137, reason="OOMKilled")
+    b.step()
+    record = b.records()[name]
+    assert record["reason"] == "OOMKilled"
+    assert "spec.workload.resources.limits.memory (64Mi)" in record["message"]
+
+
+@pytest.mark.parametrize("refusal, words", [
+    ('pods "x" is forbidden: exceeded quota: mem, requested: limits.memory=2Gi, used: limits.memory=0, '
+     'limited: limits.memory=1Gi', "lower spec.workload.resources"),
+    ('pods "x" is forbidden: failed quota: mem: must specify limits.memory for: workload',
+     "set them in spec.workload.resources"),
+])
+def test_a_quota_refusal_says_what_to_change(refusal, words):
+    b = Bench(spec(cache="cold"), gpu_nodes(1))
+    (run,) = plan(NAME, BenchmarkSpec.from_dict(spec(cache="cold")), ["gpu-0"])
+    b.io.refusals[run.name] = f"the API server refused the pod (403 Forbidden): {refusal}"
+    b.step()
+    (record,) = b.records().values()
+    assert record["reason"] == "PodRejected" and refusal in record["message"] and words in record["message"]

@@ -8,8 +8,8 @@ from startbench.core.planner import plan
 from startbench.core.records import chunk_records, read_chunks
 from startbench.core.spec import BenchmarkSpec
 from startbench.core.status import (benchmark_phase, failure_summary, evaluate_thresholds, failed_status, get_condition,
-                               progress_status, run_outcome, run_record, set_condition, summaries,
-                               threshold_condition)
+                               progress_status, rejection_message, run_outcome, run_record, set_condition,
+                               summaries, threshold_condition)
 from startbench.core.timeline import Observations, observe_event, observe_pod, read_report
 
 T0 = 1_764_000_000_000.0
@@ -115,6 +115,99 @@ def test_timeout_names_the_stage_and_deadline_exceeded():
                                                               "message": "Pod was active too long"}}, T0 + 10)
     assert run_outcome(dl, None, T0 + 11, 30).reason == "DeadlineExceeded"
     assert run_outcome(Observations(created_ms=T0), None, T0 + 1, 30, deleted=True).reason == "PodDeleted"
+
+
+def _running(obs=None):
+    obs = obs or observe_pod(Observations(created_ms=T0), {"status": {"conditions": [
+        {"type": "PodScheduled", "status": "True"}]}}, T0 + 10)
+    obs = observe_event(obs, parse_event("Pulled", 'Container image "x" already present on machine'), T0 + 100)
+    return observe_pod(obs, {"status": {"phase": "Running", "containerStatuses": [
+        {"name": "workload", "state": {"running": {"startedAt": "2025-11-24T16:00:01Z"}}}]}}, T0 + 200)
+
+
+SIGTERM_REPORT = report(ok=False, first_step=None, failed_phase="first_step",
+                        error="terminated by SIGTERM before mark 'first_step'")
+
+
+def test_the_kubelets_deadline_wins_over_the_sigterm_report_it_causes():
+    obs = observe_pod(_running(), {"status": {
+        "phase": "Failed", "reason": "DeadlineExceeded",
+        "message": "Pod was active on the node longer than the specified deadline",
+        "containerStatuses": [{"name": "workload", "state": {"terminated": {
+            "exitCode": 143, "reason": "Error", "message": SIGTERM_REPORT}}}]}}, T0 + 95_000)
+    out = run_outcome(obs, read_report(obs.termination_message), T0 + 95_000, 30)
+    assert (out.result, out.reason) == ("Failed", "DeadlineExceeded")
+    assert "spec.runTimeoutSeconds 30s + 60s" in out.message and "stopped before mark first_step" in out.message
+    assert "Raise spec.runTimeoutSeconds" in out.message
+
+
+def test_a_pod_being_deleted_is_pod_deleted_unless_it_had_finished():
+    deleting = {"metadata": {"deletionTimestamp": "2025-11-24T16:00:09Z"}, "status": {"phase": "Running"}}
+    obs = observe_pod(_running(), deleting, T0 + 9000)
+    assert obs.deleting_ms == T0 + 9000
+    out = run_outcome(obs, None, T0 + 9000, 600)
+    assert out.reason == "PodDeleted" and "workload still running" in out.message and "new name" in out.message
+    stopped = observe_pod(obs, {**deleting, "status": {"phase": "Failed", "containerStatuses": [
+        {"name": "workload", "state": {"terminated": {"exitCode": 143, "reason": "Error",
+                                                      "message": SIGTERM_REPORT}}}]}}, T0 + 9500)
+    out = run_outcome(stopped, read_report(stopped.termination_message), T0 + 9500, 600)
+    assert out.reason == "PodDeleted" and "stopped before mark first_step" in out.message
+    done, rep = finished()
+    done = observe_pod(done, {"metadata": {"deletionTimestamp": "2025-11-24T16:00:30Z"},
+                              "status": {"phase": "Succeeded"}}, T0 + 30_000)
+    assert run_outcome(done, rep, T0 + 30_000, 600).reason == "Completed"
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: finished(exit_code=1, reason="Error", text=report(
+        ok=False, first_step=None, failed_phase="first_step",
+        error="InjectedFailure: failure injected before mark 'first_step' (STARTBENCH_WORKLOAD_FAIL_AT or "
+              "--fail-at)")), "remove --fail-at from spec.workload.args"),
+    (lambda: finished(exit_code=1, reason="Error", text=report(
+        ok=False, first_step=None, failed_phase="framework_imported",
+        error="invalid arguments: unrecognized arguments: --bogus")), "Fix spec.workload.args"),
+    (lambda: finished(exit_code=3, reason="Error", text="starting\nbad input: no such file\n"),
+     "its last output: starting | bad input: no such file"),
+    (lambda: finished(text=""), "(e.g. --help)"),
+])
+def test_failure_messages_say_what_to_change(make, words):
+    obs, rep = make()
+    assert words in run_outcome(obs, rep, T0 + 20_000, 600).message
+
+
+def test_oom_killed_names_the_limit_or_its_absence():
+    obs, rep = finished(exit_code=137, reason="OOMKilled", text="")
+    assert "limits.memory (64Mi): raise that limit" in run_outcome(obs, rep, T0, 600, memory_limit="64Mi").message
+    assert "no memory limit of its own" in run_outcome(obs, rep, T0, 600).message
+
+
+def test_a_pod_still_creating_its_container_at_the_timeout_is_a_timeout_with_its_stage():
+    obs = observe_pod(Observations(created_ms=T0), {"spec": {"nodeName": "n0"}, "status": {
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [{"name": "workload", "state": {"waiting": {"reason": "ContainerCreating"}}}]}}, T0 + 10)
+    out = run_outcome(obs, None, T0 + 31_000, 30)
+    assert out.reason == "Timeout" and "image not pulled" in out.message and "smaller image" in out.message
+    out = run_outcome(_running(), None, T0 + 31_000, 30)
+    assert out.reason == "Timeout" and "workload still running" in out.message and "workload.steps" in out.message
+
+
+@pytest.mark.parametrize("refusal, words", [
+    ("exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0", "raise the quota"),
+    ("failed quota: q: must specify limits.memory for: workload", "set them in spec.workload.resources"),
+    ("maximum memory usage per Container is 1Gi, but limit is 2Gi", "LimitRange"),
+    ("spec.containers[0].image: Invalid value", "Fix the spec field the message names"),
+])
+def test_rejections_say_what_to_change(refusal, words):
+    assert rejection_message(refusal).startswith(refusal) and words in rejection_message(refusal)
+
+
+def test_new_observations_survive_a_restart():
+    obs = observe_event(Observations(created_ms=T0), parse_event(
+        "FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull secrets (b, a); attempting to pull "
+        "the image may not succeed."), T0 + 5)
+    obs = observe_pod(obs, {"metadata": {"deletionTimestamp": "2025-11-24T16:00:09Z"}}, T0 + 9)
+    assert obs.missing_pull_secrets == ("a", "b")
+    assert Observations.from_dict(json.loads(json.dumps(obs.to_dict()))) == obs
 
 
 def test_framework_none_succeeds_without_report():

@@ -16,6 +16,8 @@ Message formats understood (Kubernetes 1.20 to 1.33):
     Started  Started container workload / Started container: workload
     Scheduled         Successfully assigned NS/POD to NODE
     FailedScheduling  0/3 nodes are available: 3 Insufficient nvidia.com/gpu. ...
+    FailedToRetrieveImagePullSecret  Unable to retrieve some image pull secrets (a, b); attempting to pull the
+                      image may not succeed.   (the kubelet, on the pod, for imagePullSecrets it cannot read)
 
 The second pull duration includes the time the pull waited behind other pulls on the node; the first is the
 pull itself. `parse_event` never raises: anything it does not recognise is a fact of kind OTHER.
@@ -45,6 +47,7 @@ class FactKind(str, enum.Enum):
     CRASH_BACKOFF = "CrashLoopBackOff"
     FAILED_OTHER = "Failed"  # a Failed event that is not about the image (e.g. the runtime refused the container)
     KILLING = "Killing"
+    MISSING_PULL_SECRETS = "FailedToRetrieveImagePullSecret"  # the kubelet could not read some imagePullSecrets
     OTHER = "Other"
 
 
@@ -65,6 +68,7 @@ class KubeletFact:
     pull_with_wait_seconds: float | None = None  # the pull plus its wait behind other pulls
     image_size_bytes: int | None = None
     cache_hit: bool | None = None  # True: already present; False: pulled; None: not a pull result
+    secrets: tuple[str, ...] = ()  # FailedToRetrieveImagePullSecret: the Secrets the kubelet could not read
 
     @property
     def fatal(self) -> bool:
@@ -108,6 +112,8 @@ _PULLING = re.compile(r'Pulling image "(?P<image>[^"]*)"')
 _QUOTED_IMAGE = re.compile(r'image "(?P<image>[^"]*)"')
 _CONTAINER = re.compile(r"(?:Created|Started|Stopping) container:? (?P<name>[A-Za-z0-9_.-]+)")
 _ASSIGNED = re.compile(r"Successfully assigned (?P<pod>\S+) to (?P<node>\S+)")
+# pkg/kubelet/kubelet_pods.go getPullSecretsForPod: the names joined with ", " (Kubernetes 1.20 to 1.33).
+_MISSING_SECRETS = re.compile(r"Unable to retrieve some image pull secrets \((?P<names>[^)]*)\)")
 
 
 def _image(message: str) -> str | None:
@@ -154,6 +160,10 @@ def parse_event(reason: str | None, message: str | None) -> KubeletFact:
         if reason == "BackOff":  # Back-off restarting failed container (only with restartPolicy other than Never)
             return fact(FactKind.CRASH_BACKOFF)
         return fact(FactKind.FAILED_OTHER)
+    if reason == "FailedToRetrieveImagePullSecret":
+        m = _MISSING_SECRETS.search(message)
+        names = tuple(n.strip() for n in m.group("names").split(",") if n.strip()) if m else ()
+        return fact(FactKind.MISSING_PULL_SECRETS, secrets=names)
     if reason in ("Created", "Started", "Killing"):
         m = _CONTAINER.search(message)
         kind = {"Created": FactKind.CREATED, "Started": FactKind.STARTED, "Killing": FactKind.KILLING}[reason]

@@ -20,6 +20,11 @@ from startbench.core.spec import BenchmarkSpec
 # on the node (only a purge before the run makes it truly cold); a warm run uses the copy on the node.
 PULL_POLICY = {"cold": "Always", "warm": "IfNotPresent"}
 IMAGE_SIZE_SHAPE = {224: "imagenet", 64: "tiny-imagenet"}
+# The pod's activeDeadlineSeconds is spec.runTimeoutSeconds plus this margin: the kubelet's deadline is a backstop.
+# The operator ends a run runTimeoutSeconds after the pod's creation (Timeout) and deletes its pod; the kubelet,
+# counting from the pod's start on the node (after scheduling), stops the pod only when the operator did not (it
+# was down): DeadlineExceeded. Without the margin the two would race near the same moment.
+DEADLINE_MARGIN_SECONDS = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +68,8 @@ def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created
 
     The pod is pinned to its node with a required node affinity on the node's name (the scheduler still places
     it, so scheduling is measured and a full node shows as Unschedulable); `restartPolicy: Never`, so a crash
-    ends the run; `activeDeadlineSeconds` bounds a started pod (the caller also times out pods that never start);
-    spec.workload.resources and the GPUs are the container's resources.
+    ends the run; `activeDeadlineSeconds` is the kubelet's backstop behind the operator's own timeout (see
+    DEADLINE_MARGIN_SECONDS); spec.workload.resources and the GPUs are the container's resources.
     """
     entry = spec.image(run.image)
     command, args = workload_command(spec, entry.framework)
@@ -99,7 +104,7 @@ def pod_manifest(benchmark: BenchmarkRef, spec: BenchmarkSpec, run: Run, created
         container["resources"] = resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "activeDeadlineSeconds": spec.run_timeout_seconds,
+        "activeDeadlineSeconds": spec.run_timeout_seconds + DEADLINE_MARGIN_SECONDS,
         "terminationGracePeriodSeconds": 10,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

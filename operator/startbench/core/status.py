@@ -22,6 +22,7 @@ from typing import Any
 from startbench.core.cache import counts_as
 from startbench.core.contracts import UNKNOWN
 from startbench.core.kubelet_events import failure_hint, parse_event
+from startbench.core.manifests import DEADLINE_MARGIN_SECONDS
 from startbench.core.planner import Run
 from startbench.core.contracts import PHASE_BY_CAMEL, PHASE_CAMEL, PHASES, TIME_TO_FIRST_STEP
 from startbench.core.spec import BenchmarkSpec
@@ -49,33 +50,61 @@ class Outcome:
 
 
 def run_outcome(obs: Observations, report: ReportView | None, now_ms: float, timeout_seconds: float,
-                expects_report: bool = True, deleted: bool = False, simulated: bool = False) -> Outcome | None:
-    """The run's outcome if it has ended, else None (still going). A run that has not ended within
-    `timeout_seconds` of its creation ends here as Failed, with what it was waiting for.
+                expects_report: bool = True, deleted: bool = False, simulated: bool = False,
+                memory_limit: str | None = None) -> Outcome | None:
+    """The run's outcome if it has ended, else None (still going). Each failure's message says what to change.
+
+    The run's time limit is the operator's: a run that has not ended `timeout_seconds` after its pod's creation
+    ends here (Unschedulable, or Timeout with the stage it was in), and the caller deletes its pod. The pod's
+    activeDeadlineSeconds is a later backstop (manifests.DEADLINE_MARGIN_SECONDS): DeadlineExceeded means the
+    kubelet stopped the pod because the operator was not there to end the run in time.
 
     `expects_report`: False for framework `none` (the image's own entry point writes no report).
     `simulated`: the node is simulated (KWOK, contracts.is_simulated) and runs no container, so no report can
-    exist; such a run succeeds on exit 0 and says so, its timeline ending at container start."""
+    exist; such a run succeeds on exit 0 and says so, its timeline ending at container start.
+    `deleted`: the watch saw the pod go (a pod being deleted, with its deletionTimestamp, counts too).
+    `memory_limit`: spec.workload.resources.limits.memory, for the OOMKilled message."""
     if obs.fatal_event or obs.waiting_reason in FATAL_WAITING:
         reason = obs.waiting_reason if obs.waiting_reason in FATAL_WAITING else (obs.fatal_event or "Failed").split(":")[0]
         detail = obs.waiting_message or obs.fatal_event or reason
         fact = parse_event("Failed", f"Error: {reason}") if reason != "Failed" else None
         hint = failure_hint(fact) if fact else ""
+        if obs.missing_pull_secrets and reason in PULL_FAILURES:
+            hint = (f"the kubelet could not read Secret(s) {', '.join(obs.missing_pull_secrets)} named in "
+                    f"spec.imagePullSecrets: create them in the Benchmark's namespace. {hint}").strip()
         return Outcome(FAILED, reason, _join(detail, hint))
     terminated = obs.terminated_ms is not None or obs.pod_phase in (SUCCEEDED, FAILED)
+    exit_code = obs.exit_code if obs.exit_code is not None else (0 if obs.pod_phase == SUCCEEDED else None)
+    if obs.pod_reason == "DeadlineExceeded" and obs.pod_phase == FAILED:
+        # Before the report: a workload stopped by SIGTERM reports ok: false, yet the deadline is why it stopped.
+        return Outcome(FAILED, "DeadlineExceeded", _join(
+            f"the kubelet stopped the pod at its activeDeadlineSeconds (spec.runTimeoutSeconds {timeout_seconds:g}s "
+            f"+ {DEADLINE_MARGIN_SECONDS}s, counted from the pod's start on its node) while {_where(obs, report)}; "
+            "the operator ends a run at spec.runTimeoutSeconds itself, so it was not running then",
+            "Raise spec.runTimeoutSeconds if the run needs longer, and keep the operator running"))
+    if (deleted or obs.deleting_ms is not None) and not (terminated and exit_code == 0):
+        return Outcome(FAILED, "PodDeleted", _join(
+            f"the run's pod was deleted before the run ended, while {_where(obs, report)} (not by the operator: "
+            "`kubectl delete`, a node drain, an eviction)", "The run is not repeated: apply the Benchmark again "
+            "under a new name to measure it, and leave its pods alone while it runs"))
     if terminated and obs.exit_code is None and obs.pod_phase == FAILED and obs.pod_reason:
-        if obs.pod_reason == "DeadlineExceeded":
-            return Outcome(FAILED, "DeadlineExceeded", f"the pod ran past spec.runTimeoutSeconds ({timeout_seconds:g}s); "
-                                                       "raise it if the workload needs longer")
         return Outcome(FAILED, obs.pod_reason, obs.pod_message or obs.pod_reason)
     if terminated:
-        exit_code = obs.exit_code if obs.exit_code is not None else (0 if obs.pod_phase == SUCCEEDED else None)
         if obs.terminated_reason == "OOMKilled":
-            return Outcome(FAILED, "OOMKilled", "the container ran out of memory and was killed (OOMKilled); lower "
-                                                "spec.workload.batchSize or use nodes with more memory")
+            if memory_limit:
+                return Outcome(FAILED, "OOMKilled", "the container ran out of memory and was killed (OOMKilled) at "
+                                                    "its limit spec.workload.resources.limits.memory "
+                                                    f"({memory_limit}): raise that limit, or lower "
+                                                    "spec.workload.batchSize")
+            return Outcome(FAILED, "OOMKilled", "the container ran out of memory and was killed (OOMKilled) with no "
+                                                "memory limit of its own (the node's memory ran out): lower "
+                                                "spec.workload.batchSize, or set spec.workload.resources.requests."
+                                                "memory so the scheduler reserves it, or use nodes with more memory")
         if report is not None and report.present and report.ok is False:
-            where = f" in {report.failed_phase}" if report.failed_phase else ""
-            return Outcome(FAILED, "WorkloadFailed", f"the workload failed{where}: {report.error or 'no error given'}")
+            where = f" before mark {report.failed_phase}" if report.failed_phase else ""
+            error = report.error or "no error given"
+            return Outcome(FAILED, "WorkloadFailed", _join(f"the workload failed{where}: {error}",
+                                                           _workload_hint(error)))
         if exit_code == 0:
             if not expects_report:
                 return Outcome(SUCCEEDED, "Completed", "the container exited 0 (no workload report expected)")
@@ -85,32 +114,96 @@ def run_outcome(obs: Observations, report: ReportView | None, now_ms: float, tim
             if report is None or not report.present:
                 why = report.problem if report is not None and report.problem else "no report"
                 return Outcome(FAILED, "NoReport", f"the container exited 0 without a workload report ({why}); the "
-                                                   "timeline ends at container start. Does the image run "
-                                                   "`python -m startbench.workload`?")
+                                                   "timeline ends at container start. The workload writes a report on "
+                                                   "every exit, so either the image's `python -m startbench.workload` "
+                                                   "is not startbench's workload (rebuild the image with it, or set "
+                                                   "the entry's framework to none), or spec.workload.args stopped it "
+                                                   "before it ran (e.g. --help)")
             note = f" (report not fully valid: {report.problem})" if not report.valid else ""
             return Outcome(SUCCEEDED, "Completed", "the workload reached its first step and finished" + note)
-        if obs.pod_reason == "DeadlineExceeded":
-            return Outcome(FAILED, "DeadlineExceeded", f"the pod ran past spec.runTimeoutSeconds ({timeout_seconds:g}s)")
         reason = obs.terminated_reason or "Error"
-        err = f": {report.error}" if report is not None and report.error else ""
+        if report is not None and report.error:
+            said = f": {report.error}"
+        elif obs.termination_message and obs.termination_message.strip():  # the log's tail (FallbackToLogsOnError)
+            said = f"; its last output: {' | '.join(obs.termination_message.strip().splitlines()[-3:])[-300:]}"
+        else:
+            said = ""
         return Outcome(FAILED, "Error" if reason in ("Error", "Completed") else reason,
-                       f"the container exited with code {exit_code}{err} (crashed; see `kubectl logs`)")
-    if deleted:
-        return Outcome(FAILED, "PodDeleted", "the run's pod was deleted before it finished")
+                       f"the container exited with code {exit_code}{said}. It crashed: fix the image's entry point or "
+                       "spec.workload.args (`kubectl logs` on the kept pod has the whole output)")
     if now_ms - obs.created_ms > timeout_seconds * 1000.0:
-        limit = f"did not finish within spec.runTimeoutSeconds ({timeout_seconds:g}s)"
+        limit = f"did not finish within spec.runTimeoutSeconds ({timeout_seconds:g}s) of its pod's creation"
         if obs.scheduled_ms is None and obs.scheduled_event_ms is None and obs.unschedulable_message:
             fact = parse_event("FailedScheduling", obs.unschedulable_message)
             return Outcome(FAILED, "Unschedulable", _join(f"{limit}: never scheduled: {obs.unschedulable_message}",
                                                           failure_hint(fact)))
-        if obs.waiting_reason:
+        if obs.waiting_reason and obs.waiting_reason != "ContainerCreating":
             return Outcome(FAILED, obs.waiting_reason, f"{limit}: container waiting: {obs.waiting_reason} "
                                                         f"{obs.waiting_message or ''}".strip())
-        stage = ("not scheduled" if obs.scheduled_ms is None and obs.scheduled_event_ms is None else
-                 "image not pulled" if obs.pulled_ms is None else
-                 "container not started" if obs.running_ms is None else "workload still running")
-        return Outcome(FAILED, "Timeout", f"{limit} ({stage}); raise spec.runTimeoutSeconds if that is expected")
+        stage = _stage(obs)
+        return Outcome(FAILED, "Timeout", _join(f"{limit} ({stage}); the operator ended it and deleted its pod",
+                                                TIMEOUT_HINTS[stage]))
     return None
+
+
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff")
+# What to change when a run times out, by the stage it was in (_stage).
+TIMEOUT_HINTS = {
+    "not scheduled": "Check that the run's node still exists and is Ready, and spec.nodes",
+    "image not pulled": "The pull takes longer than that: raise spec.runTimeoutSeconds, or use a smaller image "
+                        "or a registry closer to the nodes",
+    "container not started": "The container did not start: `kubectl describe pod` says why; raise "
+                             "spec.runTimeoutSeconds if it is only slow",
+    "workload still running": "Raise spec.runTimeoutSeconds, or lower spec.workload.steps or batchSize (for "
+                              "framework none: make the image's entry point end)",
+}
+
+
+def _stage(obs: Observations) -> str:
+    """How far a run got that did not end by itself: the last boundary the operator saw."""
+    if obs.scheduled_ms is None and obs.scheduled_event_ms is None and obs.node is None:
+        return "not scheduled"
+    if obs.pulled_ms is None:
+        return "image not pulled"
+    if obs.running_ms is None and obs.started_event_ms is None and obs.terminated_ms is None:
+        return "container not started"
+    return "workload still running"
+
+
+def _where(obs: Observations, report: ReportView | None) -> str:
+    """_stage, and for a workload that was stopped the mark it had not reached yet (its report says)."""
+    stage = _stage(obs)
+    if stage == "workload still running" and report is not None and report.present and report.failed_phase:
+        return f"{stage} (stopped before mark {report.failed_phase})"
+    return stage
+
+
+def _workload_hint(error: str) -> str:
+    """What to change for a workload that failed with `error` (its report's)."""
+    if "--fail-at" in error or "STARTBENCH_WORKLOAD_FAIL_AT" in error:
+        return "The failure was injected on purpose: remove --fail-at from spec.workload.args"
+    if error.startswith("invalid arguments"):
+        return "Fix spec.workload.args (the workload refused them)"
+    if "SIGTERM" in error:
+        return "Something stopped the container (SIGTERM): check `kubectl describe pod` and the node"
+    return ("Read the error (`kubectl logs` on the kept pod has the traceback): check spec.workload (model, "
+            "precision, batchSize) and that the image's framework works on the node")
+
+
+def rejection_message(refusal: str) -> str:
+    """The PodRejected message: the API server's refusal and what to change, by what refused the pod."""
+    if "exceeded quota" in refusal:
+        hint = ("A ResourceQuota in the Benchmark's namespace refuses the pod: lower spec.workload.resources (or "
+                "spec.nodes.gpusPerPod, or spec.parallelism, which sets how many pods count at once), or raise the "
+                "quota (`kubectl describe resourcequota`)")
+    elif "failed quota" in refusal and "must specify" in refusal:
+        hint = ("A ResourceQuota in the Benchmark's namespace requires every pod to state the resources it names: "
+                "set them in spec.workload.resources (requests and limits)")
+    elif "LimitRange" in refusal or ("maximum" in refusal and "per Container" in refusal):
+        hint = "A LimitRange in the Benchmark's namespace refuses the pod: fit spec.workload.resources to it"
+    else:
+        hint = "Fix the spec field the message names"
+    return _join(refusal, hint)
 
 
 def _join(detail: str, hint: str) -> str:

@@ -110,6 +110,8 @@ class Observations:
     node_digests: tuple[str, ...] | None = None
     purged: bool | None = None
     pulled_by: str | None = None
+    deleting_ms: float | None = None  # watch: the pod's deletionTimestamp first seen (someone deleted it)
+    missing_pull_secrets: tuple[str, ...] | None = None  # imagePullSecrets the kubelet could not read
 
     def evidence(self) -> NodeEvidence | None:
         if self.image_on_node is None:
@@ -124,8 +126,9 @@ class Observations:
     def from_dict(cls, data: Mapping[str, Any]) -> "Observations":
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
-        if values.get("node_digests") is not None:
-            values["node_digests"] = tuple(values["node_digests"])
+        for name in ("node_digests", "missing_pull_secrets"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
         return cls(**values)
 
 
@@ -147,6 +150,9 @@ def observe_event(obs: Observations, fact: KubeletFact, arrival_ms: float) -> Ob
                                    image_size_bytes=fact.image_size_bytes)
     if k is FactKind.STARTED:
         return dataclasses.replace(obs, started_event_ms=_first(obs.started_event_ms, arrival_ms))
+    if k is FactKind.MISSING_PULL_SECRETS:
+        names = tuple(sorted(set(obs.missing_pull_secrets or ()) | set(fact.secrets)))
+        return obs if names == (obs.missing_pull_secrets or ()) else dataclasses.replace(obs, missing_pull_secrets=names)
     if fact.fatal and obs.fatal_event is None:
         return dataclasses.replace(obs, fatal_event=f"{fact.kind.value}: {fact.message}")
     return obs
@@ -170,6 +176,8 @@ def observe_pod(obs: Observations, pod: Mapping[str, Any], arrival_ms: float) ->
                 changes["unschedulable_message"] = (cond.get("message") or "Unschedulable")[:500]
     if spec.get("nodeName") and not obs.node:
         changes["node"] = spec["nodeName"]
+    if (pod.get("metadata") or {}).get("deletionTimestamp") and obs.deleting_ms is None:
+        changes["deleting_ms"] = arrival_ms
     changes["pod_phase"] = status.get("phase") or obs.pod_phase
     if status.get("reason"):
         changes["pod_reason"] = status["reason"]

@@ -132,6 +132,7 @@ class SimKubelet:
 
     def _decide(self, pod: client.V1Pod, node: str, container: client.V1Container) -> None:
         image = container.image
+        configs = self._pull_secrets(pod, node)
         policy = container.image_pull_policy or imageref.default_pull_policy(image)
         present = image in self.node_images.get(node, set())
         annotations = pod.metadata.annotations or {}
@@ -156,7 +157,7 @@ class SimKubelet:
             if stages.IMAGE_BYTES in annotations:
                 size = int(annotations[stages.IMAGE_BYTES])
             else:
-                size = self.registry.pull_bytes(image, self._credentials(pod, image))
+                size = self.registry.pull_bytes(image, imageref.credentials_for(imageref.parse(image).host, configs))
         except (imageref.RegistryError, ValueError) as err:
             self._event(pod, node, container, "Warning", "Failed", f'Failed to pull image "{image}": {err}',
                         key="Failed/pull")
@@ -174,21 +175,33 @@ class SimKubelet:
         self._event(pod, node, container, "Warning", "Failed", f"Error: {reason}", key=f"Failed/{reason}")
         self._annotate(pod, {stages.PULL: "failed", stages.PULL_REASON: reason, stages.PULL_ERROR: message[:1000]})
 
-    def _credentials(self, pod: client.V1Pod, image: str) -> tuple[str, str] | None:
-        host = imageref.parse(image).host
-        configs = []
+    def _pull_secrets(self, pod: client.V1Pod, node: str) -> list[dict]:
+        """The docker configs of the pod's imagePullSecrets, read as the kubelet reads them before it syncs the
+        pod (getPullSecretsForPod): each one it cannot read is named in its Warning event, in its words, and the
+        pull goes ahead without it."""
+        configs, missing = [], []
         for ref in pod.spec.image_pull_secrets or []:
+            if not ref.name:
+                continue  # the kubelet skips entries without a name, without a warning
             try:
                 secret = self.core.read_namespaced_secret(ref.name, pod.metadata.namespace)
             except ApiException:
-                continue  # the kubelet, too, pulls without a secret it cannot read
+                missing.append(ref.name)
+                continue
             data = (secret.data or {}).get(".dockerconfigjson")
             if data:
                 try:
                     configs.append(json.loads(base64.b64decode(data)))
                 except ValueError:
                     continue
-        return imageref.credentials_for(host, configs)
+        if missing:
+            ref = client.V1ObjectReference(api_version="v1", kind="Pod", namespace=pod.metadata.namespace,
+                                           name=pod.metadata.name, uid=pod.metadata.uid,
+                                           resource_version=pod.metadata.resource_version)
+            reason = "FailedToRetrieveImagePullSecret"
+            self._post_event(ref, node, "Warning", reason, missing_pull_secrets_message(missing),
+                             (pod.metadata.uid, reason))
+        return configs
 
     def _report_container(self, pod: client.V1Pod, node: str, status: client.V1ContainerStatus) -> None:
         state = status.state
@@ -295,6 +308,12 @@ class SimKubelet:
             wait = self.tick()
             self.wakeup.wait(timeout=0.5 if wait is None else min(wait + 0.001, 0.5))
             self.wakeup.clear()
+
+
+def missing_pull_secrets_message(names: list[str]) -> str:
+    """The kubelet's message for imagePullSecrets it cannot read (pkg/kubelet/kubelet_pods.go, 1.20 to 1.33)."""
+    return (f"Unable to retrieve some image pull secrets ({', '.join(names)}); attempting to pull the image may not "
+            "succeed.")
 
 
 def main(argv: list[str] | None = None) -> int:

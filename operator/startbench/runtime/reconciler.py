@@ -81,6 +81,7 @@ class BenchmarkReconciler:
         self.listed = False  # whether this reconciler's view of the benchmark's pods is complete (see _begin_runs)
         self.created: dict[str, float] = {}  # runs this process created and has not seen on the watch yet
         self.announced: set[str] = set()
+        self.missing_secrets: set[str] = set()  # imagePullSecrets already named in a MissingPullSecrets event
         self.node_meta: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
 
     # --- helpers
@@ -140,6 +141,7 @@ class BenchmarkReconciler:
             if failed is not None:
                 return failed
         self._begin_runs(ctx)
+        self._warn_missing_pull_secrets(ctx)
         self._record_ended_runs(ctx)
         self._persist_observations(ctx)
         self._start_new_runs(ctx)
@@ -237,6 +239,26 @@ class BenchmarkReconciler:
         for name in [n for n in self.created if n in ctx.pods or n in ctx.book]:
             del self.created[name]  # the watch has caught up with this creation
 
+    def _warn_missing_pull_secrets(self, ctx: "_StepContext") -> None:
+        """One Warning event naming the spec.imagePullSecrets that a kubelet could not read (its own event on the
+        pod, FailedToRetrieveImagePullSecret): the operator may not read Secrets itself, and the pulls go ahead
+        without them, so a private image fails to pull and a public one passes with no other word."""
+        found: dict[str, set[str]] = {}
+        for entry in ctx.pods.values():
+            for secret in entry.obs.missing_pull_secrets or ():
+                if secret not in self.missing_secrets:
+                    found.setdefault(secret, set()).add(entry.obs.node or "its node")
+        if not found:
+            return
+        self.missing_secrets.update(found)
+        names = ", ".join(sorted(found))
+        nodes = ", ".join(sorted(set().union(*found.values())))
+        self.io.event(ctx.ref, "Warning", "MissingPullSecrets",
+                      f"spec.imagePullSecrets names Secret(s) {names} that the kubelet on {nodes} could not read in "
+                      f"namespace {ctx.ref.namespace}; pulls go ahead without them (a private registry refuses "
+                      f"them): create the Secret(s) in namespace {ctx.ref.namespace} (kubectl create secret "
+                      "docker-registry ...) or remove them from spec.imagePullSecrets")
+
     def _record_ended_runs(self, ctx: "_StepContext") -> None:
         """Runs whose pods ended (or timed out, or were deleted): their records, in memory until _write_records."""
         by_name = {r.name: r for r in ctx.runs}
@@ -248,7 +270,8 @@ class BenchmarkReconciler:
             expects_report = ctx.spec.image(run.image).framework != "none" and not simulated
             report = read_report(entry.obs.termination_message) if expects_report else None
             outcome = st.run_outcome(entry.obs, report, ctx.now, ctx.spec.run_timeout_seconds,
-                                     expects_report=expects_report, deleted=entry.deleted)
+                                     expects_report=expects_report, deleted=entry.deleted,
+                                     memory_limit=ctx.spec.workload.resources.limit("memory"))
             if outcome is None:
                 continue
             if simulated and outcome.reason == "Completed":
@@ -303,8 +326,7 @@ class BenchmarkReconciler:
                 self.created[run.name] = created_ms
                 states[run.name] = RunState.RUNNING
             else:
-                self._record_unstarted(ctx, run, "PodRejected",
-                                       refusal + "; fix the spec field the message names", created_ms)
+                self._record_unstarted(ctx, run, "PodRejected", st.rejection_message(refusal), created_ms)
 
     def _node_images(self, nodes: set[str]) -> dict[str, list | None]:
         """Each node's status.images now: one read per node, or one list of every node when a wave needs many."""
