@@ -70,7 +70,8 @@ def test_helm_install_creates_every_object_of_the_chart(release, kube_api, core)
     docs = [d for d in yaml.safe_load_all(manifest) if d]
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                            "Service", "Deployment", "ConfigMap", "ConfigMap"]), kinds
+                            "Role", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget",
+                            "ConfigMap", "ConfigMap"]), kinds
     # Every object is on the server as rendered (the API server validated each one).
     kubectl = str(paths.binaries().kubectl)
     path = Path(f"/tmp/{release['name']}-manifest.yaml")
@@ -83,7 +84,7 @@ def test_helm_install_creates_every_object_of_the_chart(release, kube_api, core)
     # The Deployment's controller made the operator pod, hardened as the chart says.
     apps = client.AppsV1Api(kube_api)
     deployment = apps.read_namespaced_deployment(f"{release['name']}-startbench", release["namespace"])
-    assert deployment.spec.strategy.type == "Recreate" and deployment.spec.replicas == 1
+    assert deployment.spec.strategy.type == "RollingUpdate" and deployment.spec.replicas == 2
     selector = ",".join(f"{k}={v}" for k, v in deployment.spec.selector.match_labels.items())
     pods = wait_for(lambda: core.list_namespaced_pod(release["namespace"], label_selector=selector).items,
                     what="the operator pod created by the Deployment")

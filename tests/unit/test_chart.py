@@ -61,11 +61,23 @@ def test_chart_crd_is_the_source_under_a_generated_header():
 
 
 @needs_helm
-def test_deployment_is_one_hardened_replica_running_startbench_operator():
+def test_deployment_is_two_hardened_replicas_running_startbench_operator_with_a_lease_election():
     docs = render()
     deployment = one(docs, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leads; a rolling update starts the new pod (a standby) before the old one goes.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    cfg = config.load({e["name"]: e["value"] for e in operator_container(docs)["env"]})
+    assert cfg.leader_election_lease == "startbench/sb-startbench"
+    assert (cfg.retry_period_seconds, cfg.renew_deadline_seconds, cfg.lease_duration_seconds) == (2, 10, 15)
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": spec["selector"]}
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    single = render("replicaCount=1")
+    assert one(single, "Deployment")["spec"]["replicas"] == 1
+    assert not [d for d in single if d["kind"] == "PodDisruptionBudget"]
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     container = operator_container(docs)
@@ -107,9 +119,9 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
 @needs_helm
 def test_watching_named_namespaces_grants_work_only_there_and_reads_cluster_wide():
     docs = render("operator.watchNamespaces={team-a,team-b}")
-    roles = [d for d in docs if d["kind"] == "Role"]
+    roles = [d for d in docs if d["kind"] == "Role" and "leader-election" not in d["metadata"]["name"]]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and "leader-election" not in d["metadata"]["name"]]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sb-startbench", "namespace": "startbench"}]
@@ -131,10 +143,29 @@ def test_watching_named_namespaces_grants_work_only_there_and_reads_cluster_wide
 @pytest.mark.parametrize("sets", [(), ("operator.watchNamespaces={team-*}",)])
 def test_all_namespaces_or_a_glob_needs_cluster_wide_work_rules(sets):
     docs = render(*sets)
-    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding") and "leader-election" not in d["metadata"]["name"]]
     work = one(docs, "ClusterRole", "-work")
     assert ("", "pods", "create") in _rules(work) and ("", "secrets", "get") not in _rules(work)
     assert ("", "namespaces", "watch") in _rules(one(docs, "ClusterRole", "-read"))
+
+
+@needs_helm
+def test_the_leader_election_role_reaches_one_lease_in_the_release_namespace():
+    docs = render()
+    role = one(docs, "Role", "leader-election")
+    assert role["metadata"]["namespace"] == "startbench"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["sb-startbench"],
+         "verbs": ["get", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]
+    binding = one(docs, "RoleBinding", "leader-election")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sb-startbench", "namespace": "startbench"}]
+    # The Lease the operator is told to use is the one the Role names.
+    env = {e["name"]: e["value"] for e in operator_container(docs)["env"]}
+    assert env["STARTBENCH_LEADER_ELECTION_LEASE"] == "startbench/" + role["rules"][0]["resourceNames"][0]
+    result = helm("template", "sb", str(CHART), "--set", "operator.leaderElection.renewDeadlineSeconds=20",
+                  check=False)
+    assert result.returncode != 0 and "retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds" in result.stderr
 
 
 @needs_helm
@@ -188,6 +219,7 @@ def test_build_values_become_the_operators_build_configuration(tmp_path):
     bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     args = ["template", "sb", str(CHART), "--namespace", "startbench", "--set", "build.registry=10.88.0.1:5000/team",
             "--set", "build.baseImage=10.88.0.1:5000/startbench/base:bookworm",
+            "--set", "builder.insecureRegistries={10.88.0.1:5000}",
             "--set-file", f"build.caBundle.pem={bundle}"]
     docs = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
     container = operator_container(docs)
@@ -196,6 +228,7 @@ def test_build_values_become_the_operators_build_configuration(tmp_path):
     assert cfg.build_registry == "10.88.0.1:5000/team"
     assert cfg.build_base_image == "10.88.0.1:5000/startbench/base:bookworm"
     assert cfg.build_ca_bundle == "/etc/startbench/build-ca/ca.crt"
+    assert cfg.insecure_registries == ("10.88.0.1:5000",)  # the builder's plain-HTTP registries, for manifests
     ca_map = one(docs, "ConfigMap", "build-ca")
     assert ca_map["data"]["ca.crt"] == bundle.read_text()
     [volume] = [v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "build-ca"]

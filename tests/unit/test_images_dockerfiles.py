@@ -73,6 +73,13 @@ def test_context_holds_only_what_the_dockerfile_copies(tmp_path):
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     with_ca, _ = build_context(spec.dockerfile, spec.framework_dir, ca_bundle=bundle)
     assert "dockerfiles/build-ca/ca.crt" in tarfile.open(fileobj=io.BytesIO(with_ca)).getnames()
+    # Mounted from a ConfigMap the bundle is a symlink (ca.crt -> ..data/ca.crt): its content goes in, not a link.
+    (tmp_path / "..data").mkdir()
+    (tmp_path / "..data" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nlinked\n")
+    (tmp_path / "linked.crt").symlink_to("..data/ca.crt")
+    linked, _ = build_context(spec.dockerfile, spec.framework_dir, ca_bundle=tmp_path / "linked.crt")
+    member = tarfile.open(fileobj=io.BytesIO(linked)).getmember("dockerfiles/build-ca/ca.crt")
+    assert member.isfile() and tarfile.open(fileobj=io.BytesIO(linked)).extractfile(member).read().endswith(b"linked\n")
     # Same inputs, same bytes: the engine's layer cache hits across runs.
     assert build_context(spec.dockerfile, spec.framework_dir)[0] == data
     op = catalog.resolve("operator", "slim", "cpu")

@@ -98,3 +98,15 @@ def test_credentials_go_to_the_token_service_and_a_refusal_names_them(token_regi
     with pytest.raises(registry_api.RegistryAPIError, match="refused the credentials") as err:
         registry_api.fetch_manifest(token_registry, "team/model", "v1", Credentials(token_registry, "reader", "wrong"))
     assert "wrong" not in str(err.value)
+
+
+def test_registries_allowed_plain_http_are_spoken_to_without_tls(monkeypatch):
+    from startbench.images import registry_api
+
+    monkeypatch.setattr(registry_api, "_PLAIN_HTTP", set())
+    assert registry_api.base_url("10.88.0.1:5000") == "https://10.88.0.1:5000"
+    assert registry_api.base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    registry_api.allow_plain_http(["10.88.0.1:5000", " ", "registry.local:5000/"])
+    assert registry_api.base_url("10.88.0.1:5000") == "http://10.88.0.1:5000"
+    assert registry_api.base_url("registry.local:5000") == "http://registry.local:5000"
+    assert registry_api.base_url("10.88.0.1:5001") == "https://10.88.0.1:5001"

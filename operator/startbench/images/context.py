@@ -81,5 +81,10 @@ def build_context(dockerfile: Path, framework_dir: Path, package_dir: Path = PAC
             _add_tree(tar, package / "__init__.py", "operator/startbench/__init__.py")
             _add_tree(tar, package / "workload", "operator/startbench/workload")
         if ca_bundle is not None:
-            tar.add(ca_bundle, arcname="dockerfiles/build-ca/ca.crt", filter=_normalise)
+            # Its content, not the path: a bundle mounted from a ConfigMap is a symlink (ca.crt -> ..data/ca.crt),
+            # which tar would add as a link to nothing in the context.
+            data = Path(ca_bundle).read_bytes()
+            info = _normalise(tarfile.TarInfo("dockerfiles/build-ca/ca.crt"))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue(), f"dockerfiles/{framework_dir.name}/{dockerfile.name}"

@@ -1,6 +1,8 @@
 """Reading manifests from a registry over the Distribution HTTP API (I/O only; sizes come from manifest.py).
 
-Loopback registries (127.0.0.0/8, localhost, ::1) are spoken to over plain HTTP, others over HTTPS. Auth:
+Loopback registries (127.0.0.0/8, localhost, ::1) and those named by `allow_plain_http` (the operator's
+STARTBENCH_INSECURE_REGISTRIES, as a Docker engine's `--insecure-registry`) are spoken to over plain HTTP, others
+over HTTPS. Auth:
 anonymous first; on 401 the challenge decides: Basic (htpasswd registries) or Bearer (a token service:
 Docker Hub, GHCR, Harbor...), with the given credentials or, without any, for an anonymous token (public
 repositories).
@@ -22,10 +24,19 @@ class RegistryAPIError(RuntimeError):
     """The registry did not serve what was asked; the message names the reference and what to change."""
 
 
+_PLAIN_HTTP: set[str] = set()
+
+
+def allow_plain_http(registries) -> None:
+    """Speak plain HTTP to these registries (host[:port], as written in image references) from now on, in this
+    process: registries the nodes and the builder use without TLS, e.g. one on a cluster's internal address."""
+    _PLAIN_HTTP.update(r.strip().rstrip("/") for r in registries if r.strip())
+
+
 def base_url(registry: str) -> str:
     host = registry.split(":")[0] if not registry.startswith("[") else registry
-    loopback = host in ("localhost", "[::1]") or host.startswith("127.")
-    return f"{'http' if loopback else 'https'}://{registry}"
+    plain = host in ("localhost", "[::1]") or host.startswith("127.") or registry in _PLAIN_HTTP
+    return f"{'http' if plain else 'https'}://{registry}"
 
 
 def _challenge(header: str) -> tuple[str, dict[str, str]]:

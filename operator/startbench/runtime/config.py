@@ -37,9 +37,20 @@ class Config:
     build_base_image: str = ""
     # A CA bundle for the builds' pip step only (a machine behind a TLS-intercepting proxy); never in images.
     build_ca_bundle: str = ""
+    # Registries (host[:port]) spoken to over plain HTTP, as a Docker engine's --insecure-registry: where built
+    # images are pushed and image manifests read (loopback registries always are).
+    insecure_registries: tuple[str, ...] = ()
     # Namespace of the image-purge agent (chart value cachePurge.enabled); empty: no agent, so a Benchmark that
     # asks for purges before cold runs fails those runs on real nodes (simulated nodes need no agent).
     purge_namespace: str = ""
+    # The Lease ("namespace/name") the operator's replicas elect their one active replica with (runtime/leader.py);
+    # empty: no election, Kopf starts at once (one replica only).
+    leader_election_lease: str = ""
+    # Seconds: how long a Lease stays valid without renewal, how long the holder keeps trying to renew before it
+    # steps down, and how often every candidate tries (retry < renew deadline < lease duration).
+    lease_duration_seconds: int = 15
+    renew_deadline_seconds: int = 10
+    retry_period_seconds: int = 2
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -58,6 +69,11 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _dns_name(text: str, limit: int) -> bool:
+    import re
+    return len(text) <= limit and re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", text) is not None
+
+
 def load(env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the configuration from `env` (default: os.environ)."""
     env = os.environ if env is None else env
@@ -73,7 +89,24 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     log_level = env.get("STARTBENCH_LOG_LEVEL", "INFO").upper()
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"STARTBENCH_LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    lease = env.get("STARTBENCH_LEADER_ELECTION_LEASE", "").strip()
+    if lease:
+        lease_ns, slash, lease_name = lease.partition("/")
+        if not slash or not _dns_name(lease_ns, 63) or not _dns_name(lease_name, 253):
+            raise ConfigError(f"STARTBENCH_LEADER_ELECTION_LEASE={lease!r} is not NAMESPACE/NAME; give the Lease the "
+                              "replicas elect their leader with, e.g. startbench/startbench, or leave it empty")
+    lease_s = _int(env, "STARTBENCH_LEASE_DURATION_SECONDS", 15, 2, 3600)
+    renew_s = _int(env, "STARTBENCH_RENEW_DEADLINE_SECONDS", 10, 1, 3600)
+    retry_s = _int(env, "STARTBENCH_RETRY_PERIOD_SECONDS", 2, 1, 3600)
+    if not retry_s < renew_s < lease_s:
+        raise ConfigError(f"leader election needs STARTBENCH_RETRY_PERIOD_SECONDS ({retry_s}) < "
+                          f"STARTBENCH_RENEW_DEADLINE_SECONDS ({renew_s}) < STARTBENCH_LEASE_DURATION_SECONDS "
+                          f"({lease_s}): a holder must step down before another replica may take over")
     return Config(
+        leader_election_lease=lease,
+        lease_duration_seconds=lease_s,
+        renew_deadline_seconds=renew_s,
+        retry_period_seconds=retry_s,
         namespaces=namespaces,
         metrics_port=_int(env, "STARTBENCH_METRICS_PORT", 9090, 0, 65535),
         metrics_address=env.get("STARTBENCH_METRICS_ADDRESS", "0.0.0.0") or "0.0.0.0",
@@ -83,5 +116,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         build_registry=env.get("STARTBENCH_BUILD_REGISTRY", "").strip().rstrip("/"),
         build_base_image=env.get("STARTBENCH_BUILD_BASE_IMAGE", "").strip(),
         build_ca_bundle=env.get("STARTBENCH_BUILD_CA_BUNDLE", "").strip(),
+        insecure_registries=tuple(r.strip().rstrip("/") for r in env.get("STARTBENCH_INSECURE_REGISTRIES", "").split(",")
+                                  if r.strip()),
         purge_namespace=env.get("STARTBENCH_PURGE_NAMESPACE", "").strip(),
     )

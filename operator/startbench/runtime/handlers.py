@@ -54,6 +54,9 @@ def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) ->
     memo.observer = memo.get("observer") or Observer()
     memo.metrics = memo.get("metrics") or Metrics()
     memo.builder = memo.get("builder") or _image_builder(cfg, memo.metrics)
+    if cfg.insecure_registries:
+        from startbench.images.registry_api import allow_plain_http
+        allow_plain_http(cfg.insecure_registries)
     logger.info("startbench operator started (namespaces: %s)", ", ".join(cfg.namespaces) or "all")
     memo.metrics.set_operator_up(True)
 

@@ -219,6 +219,62 @@ class ClusterIO:
             log.warning("could not post event %s on %s/%s: %s", reason, ref.namespace, ref.name, err.reason)
 
 
+class Leases:
+    """The Lease the operator's replicas elect their leader with (runtime/leader.py decides; this reads and
+    writes). Specs are plain dicts in the API's own field names; writes are conditional on the version read."""
+
+    def __init__(self, api: client.ApiClient):
+        self.api = api
+        self.coordination = client.CoordinationV1Api(api)
+
+    @classmethod
+    def from_environment(cls) -> "Leases":
+        """In a pod: its ServiceAccount; elsewhere: $KUBECONFIG (as the operator's Kopf login does)."""
+        from kubernetes import config as kube_config
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            kube_config.load_kube_config()
+        return cls(client.ApiClient())
+
+    def get(self, namespace: str, name: str) -> tuple[dict[str, Any], str] | None:
+        """(spec, resourceVersion), or None when there is no such Lease. Times stay as the API wrote them."""
+        try:
+            raw = self.coordination.read_namespaced_lease(name, namespace, _preload_content=False)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        import json
+        body = json.loads(raw.data)
+        return body.get("spec") or {}, body["metadata"]["resourceVersion"]
+
+    def create(self, namespace: str, name: str, spec: Mapping[str, Any]) -> bool:
+        """False when another candidate created it first."""
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace}, "spec": dict(spec)}
+        try:
+            self.coordination.create_namespaced_lease(namespace, body)
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def update(self, namespace: str, name: str, spec: Mapping[str, Any], resource_version: str) -> bool:
+        """False when the Lease changed since it was read (another candidate wrote it)."""
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+                "spec": dict(spec)}
+        try:
+            self.coordination.replace_namespaced_lease(name, namespace, body)
+        except ApiException as err:
+            if err.status in (409, 404):
+                return False
+            raise
+        return True
+
+
 def _api_message(err: ApiException) -> str:
     import json
     try:
