@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -26,11 +27,13 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from startbench.core.contracts import is_simulated
+from startbench.core.kubelet_events import parse_go_duration
 from startbench.core.reference import normalize
 from startbench.localcluster import imageref, nodes, stages
 from startbench.localcluster.pullmodel import PullModel, go_duration, pulled_message
 
 log = logging.getLogger("simkubelet")
+KUBELET = "kubelet"  # the kubelet's event source component, reporting component and field manager
 
 
 @dataclasses.dataclass
@@ -43,6 +46,7 @@ class PendingPull:
     container: str
     size_bytes: int
     queued_wall: float
+    resource_version: str | None = None  # the pod's, as the kubelet's reference to it carries
 
 
 def images_status(images: set[str], sizes: dict[str, int]) -> list[dict]:
@@ -50,8 +54,66 @@ def images_status(images: set[str], sizes: dict[str, int]) -> list[dict]:
     return [{"names": [normalize(image)], "sizeBytes": int(sizes.get(image, 0))} for image in sorted(images)]
 
 
-def _now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def event_name(ref_name: str, unix_nano: int) -> str:
+    """The name the kubelet gives an event (client-go tools/record util.GenerateEventName): the object's name and
+    the event's time in Unix nanoseconds as lower-case hex, `<pod>.<hex>`; a random UUID where that is not a valid
+    DNS subdomain. Clients read the time back from the name (kube-burner's ContainersStarted does)."""
+    name = f"{ref_name}.{unix_nano:x}"
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        return str(uuid.uuid4())
+    return name
+
+
+def _rfc3339(unix_nano: int) -> str:
+    """The instant `unix_nano` as a metav1.Time travels: RFC 3339 in whole seconds, the fraction cut off."""
+    moment = datetime.datetime.fromtimestamp(unix_nano // 1_000_000_000, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_body(ref: client.V1ObjectReference, node: str, type_: str, reason: str, message: str,
+               unix_nano: int) -> client.CoreV1Event:
+    """A core/v1 Event filled as the kubelet's recorder fills its own (client-go tools/record, makeEvent and
+    generateEvent): named from its time, first and last timestamp that time, count 1, source and reporting
+    fields from the component `kubelet` on `node`, no eventTime, action, series or related object."""
+    now = _rfc3339(unix_nano)
+    return client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name=event_name(ref.name, unix_nano), namespace=ref.namespace or "default"),
+        involved_object=ref, reason=reason, message=message, type=type_, count=1,
+        first_timestamp=now, last_timestamp=now, event_time=None,
+        source=client.V1EventSource(component=KUBELET, host=node),
+        reporting_component=KUBELET, reporting_instance=node)
+
+
+def container_ref(namespace: str, name: str, uid: str, resource_version: str | None,
+                  container: str) -> client.V1ObjectReference:
+    """The kubelet's reference to a pod's container (kubecontainer.GenerateContainerRef): the pod's reference,
+    resourceVersion included, with the container's field path."""
+    return client.V1ObjectReference(api_version="v1", kind="Pod", namespace=namespace, name=name, uid=uid,
+                                    resource_version=resource_version, field_path=f"spec.containers{{{container}}}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EventSwitch:
+    """What stages.DROP_EVENTS and DELAY_EVENTS say, on a pod or a node."""
+    drop: frozenset[str] = frozenset()
+    delay_seconds: float = 0.0
+
+    @classmethod
+    def read(cls, annotations: dict[str, str] | None) -> "EventSwitch":
+        annotations = annotations or {}
+        drop = frozenset(r.strip() for r in annotations.get(stages.DROP_EVENTS, "").split(",") if r.strip())
+        delay = parse_go_duration(annotations.get(stages.DELAY_EVENTS, "")) or 0.0
+        return cls(drop, max(0.0, delay))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.drop) or self.delay_seconds > 0
+
+    def drops(self, reason: str) -> bool:
+        return reason in self.drop or "all" in self.drop
 
 
 class SimKubelet:
@@ -65,6 +127,12 @@ class SimKubelet:
         self.listed: dict[str, list[dict]] = {}      # node -> the status.images last seen or written
         self.pending: dict[str, PendingPull] = {}   # pod uid -> pull in flight
         self.emitted: set[tuple[str, str]] = set()  # (pod uid, event key) already reported
+        # Event loss on purpose (stages.DROP_EVENTS, DELAY_EVENTS): each pod's and each node's switch.
+        self.pod_switch: dict[str, EventSwitch] = {}   # pod uid ->
+        self.node_switch: dict[str, EventSwitch] = {}  # node name ->
+        self.released: set[tuple[str, str]] = set()    # delayed events whose delay is over
+        self.dropped = 0
+        self.unplaced: dict[str, dict[str, client.V1Pod]] = {}  # node -> pods seen before their node, by uid
         self.lock = threading.RLock()
         self.wakeup = threading.Event()
         self.stopping = threading.Event()
@@ -94,7 +162,12 @@ class SimKubelet:
                 self.node_images[name] = set()
             self.listed[name] = [{"names": list(i.names or []), "sizeBytes": i.size_bytes or 0}
                                  for i in (node.status.images if node.status else None) or []]
+            self.node_switch[name] = EventSwitch.read(annotations)
             self._list_images(name)
+            # Pods listed before their node (a restarted simulator lists a thousand nodes and the pods at once):
+            # handled now, or they would wait for an update that never comes.
+            for pod in self.unplaced.pop(name, {}).values():
+                self.on_pod("MODIFIED", pod)
 
     def _list_images(self, node: str) -> None:
         """Keep the node's `status.images` equal to its cache, as a kubelet lists what its runtime holds: clients
@@ -115,11 +188,19 @@ class SimKubelet:
         if kind == "DELETED" or not node:
             with self.lock:
                 self.pending.pop(pod.metadata.uid, None)
+                self.pod_switch.pop(pod.metadata.uid, None)
+                self.unplaced.get(node or "", {}).pop(pod.metadata.uid, None)
             return
         with self.lock:
-            if node not in self.node_images or pod.metadata.deletion_timestamp:
+            if pod.metadata.deletion_timestamp:
+                return
+            if node not in self.node_images:
+                self.unplaced.setdefault(node, {})[pod.metadata.uid] = pod
                 return
             annotations = pod.metadata.annotations or {}
+            switch = EventSwitch.read(annotations)
+            if switch.active:
+                self.pod_switch[pod.metadata.uid] = switch
             statuses = pod.status.container_statuses or []
             container = pod.spec.containers[0]
             waiting = statuses[0].state.waiting if statuses and statuses[0].state else None
@@ -165,7 +246,8 @@ class SimKubelet:
             return
         self._annotate(pod, {stages.PULL: "present" if present else "miss"})
         self.pending[pod.metadata.uid] = PendingPull(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid,
-                                                     node, image, container.name, size, time.time())
+                                                     node, image, container.name, size, time.time(),
+                                                     pod.metadata.resource_version)
         # Pull policy Always on a node that has every layer: the kubelet resolves the manifest and transfers
         # nothing, yet reports a successful pull of the image's full size.
         self.model.enqueue(pod.metadata.uid, node, image, 0 if present else size, self._t())
@@ -238,9 +320,8 @@ class SimKubelet:
         except ApiException as err:
             log.warning("node %s: could not record image cache: %s", pending.node, err.reason)
         self._list_images(pending.node)
-        ref = client.V1ObjectReference(api_version="v1", kind="Pod", namespace=pending.namespace,
-                                       name=pending.name, uid=pending.uid,
-                                       field_path=f"spec.containers{{{pending.container}}}")
+        ref = container_ref(pending.namespace, pending.name, pending.uid, pending.resource_version,
+                            pending.container)
         self._post_event(ref, pending.node, "Normal", "Pulled",
                          pulled_message(pending.image, pull_seconds, total_seconds, pending.size_bytes),
                          (pending.uid, "Pulled"))
@@ -261,26 +342,45 @@ class SimKubelet:
                 log.warning("pod %s/%s: could not annotate: %s", pod.metadata.namespace, pod.metadata.name, err.reason)
 
     def _event(self, pod, node, container, type_: str, reason: str, message: str, key: str | None = None) -> None:
-        ref = client.V1ObjectReference(api_version="v1", kind="Pod", namespace=pod.metadata.namespace,
-                                       name=pod.metadata.name, uid=pod.metadata.uid,
-                                       field_path=f"spec.containers{{{container.name}}}")
+        ref = container_ref(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid,
+                            pod.metadata.resource_version, container.name)
         self._post_event(ref, node, type_, reason, message, (pod.metadata.uid, key or reason))
 
     def _post_event(self, ref, node: str, type_: str, reason: str, message: str, dedupe: tuple[str, str]) -> None:
         if dedupe in self.emitted:
             return
         self.emitted.add(dedupe)
-        now = _now_iso()
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(name=f"{ref.name}.{uuid.uuid4().hex[:16]}", namespace=ref.namespace),
-            involved_object=ref, reason=reason, message=message, type=type_, count=1,
-            first_timestamp=now, last_timestamp=now, event_time=None,
-            source=client.V1EventSource(component="kubelet", host=node),
-            reporting_component="kubelet", reporting_instance=node)
+        if self._held_back(ref, node, type_, reason, message, dedupe):
+            return
+        body = event_body(ref, node, type_, reason, message, time.time_ns())
         try:
-            self.core.create_namespaced_event(ref.namespace, body)
+            # Under the kubelet's field manager, so that managedFields, too, read as the kubelet's.
+            self.core.create_namespaced_event(body.metadata.namespace, body, field_manager=KUBELET)
         except ApiException as err:
             log.warning("could not post event %s for %s/%s: %s", reason, ref.namespace, ref.name, err.reason)
+
+    def _held_back(self, ref, node: str, type_: str, reason: str, message: str, dedupe: tuple[str, str]) -> bool:
+        """Event loss on purpose: True when the pod's switch (else its node's) drops this event, or delays it (it
+        is then posted from a timer)."""
+        if dedupe in self.released:
+            return False
+        switch = self.pod_switch.get(ref.uid) or self.node_switch.get(node) or EventSwitch()
+        if switch.drops(reason):
+            self.dropped += 1
+            log.info("dropped event %s of %s/%s on purpose (%s)", reason, ref.namespace, ref.name, stages.DROP_EVENTS)
+            return True
+        if switch.delay_seconds > 0:
+            def release() -> None:
+                with self.lock:
+                    self.released.add(dedupe)
+                    self.emitted.discard(dedupe)
+                    self._post_event(ref, node, type_, reason, message, dedupe)
+
+            timer = threading.Timer(switch.delay_seconds, release)
+            timer.daemon = True
+            timer.start()
+            return True
+        return False
 
     # ---- loops
     def _watch(self, list_fn, handler, name: str) -> None:
