@@ -11,6 +11,8 @@ python:3.11-slim), push both to the local registry, and print
   python3 bench/images_sizes.py --frameworks jax --flavour cpu [--ca-bundle /etc/ssl/certs/ca-certificates.crt]
   python3 bench/images_sizes.py --frameworks pytorch,jax,tensorflow --flavour cuda --json out.json
 
+The result is kept under bench/results/ (bench/keep.py), or at --json.
+
 Gigabytes of downloads and disk per framework: not part of the test suite.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
-import json
 import platform
 import sys
 import time
@@ -32,6 +33,9 @@ from startbench.images.builder import build_and_push  # noqa: E402
 from startbench.images.context import build_context  # noqa: E402
 from startbench.images.records import human_bytes  # noqa: E402
 from startbench.localcluster import baseimage, docker_engine, registry  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keep import Keeper  # noqa: E402  (bench/keep.py: results under bench/results/)
 
 SITE = "/opt/venv/lib/python3.11/site-packages"
 SLIM_GOAL, PACKAGES_GOAL = 0.60, 1.15
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flavour", default="cpu", choices=catalog.FLAVOURS)
     p.add_argument("--registry", default="127.0.0.1:5000")
     p.add_argument("--ca-bundle", type=Path, help="CA bundle for the pip step (this machine's TLS proxy)")
-    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--json", type=Path, help="keep the results here instead of bench/results/images_sizes-DATE.json")
     p.add_argument("--verbose", action="store_true", help="print the build log")
     p.add_argument("--remove-images", action="store_true",
                    help="remove each framework's images from the engine once measured (the registry keeps its "
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     client = docker.DockerClient(base_url=host, timeout=3600)
     progress = (lambda m: print(m, file=sys.stderr, flush=True)) if args.verbose else (lambda m: None)
-    rows, t_start = [], time.monotonic()
+    rows, t_start, kept = [], time.monotonic(), None
+    keeper = Keeper("images_sizes", ["bench/images_sizes.py", *(sys.argv[1:] if argv is None else argv)])
     for framework in [f.strip() for f in args.frameworks.split(",") if f.strip()]:
         result = {"framework": framework, "flavour": args.flavour}
         for variant, base in (("naive", full), ("slim", lean)):
@@ -97,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         result["naive_over_packages"] = n["uncompressed_bytes"] / n["packages_bytes"]
         result["slim_over_packages"] = s["uncompressed_bytes"] / s["packages_bytes"]
         rows.append(result)
-        if args.json:  # after each framework: a later one that fails (a full disk) loses nothing measured
-            write_json(args.json, rows)
+        # Kept after each framework, in one file: a later one that fails (a full disk) loses nothing measured.
+        kept = keeper.keep({"flavour": args.flavour, "results": rows}, args.json or kept)
         if args.remove_images:
             for image in (n["reference"], s["reference"], measured):  # measured: the slim `installed` stage
                 client.images.remove(image, noprune=False)
@@ -128,11 +133,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(goal < {PACKAGES_GOAL}: {'met' if goal_pkgs else 'MISSED'}); naive/packages "
               f"{r['naive_over_packages']:.2f}")
     return 0 if ok else 1
-
-
-def write_json(path: Path, rows: list[dict]) -> None:
-    path.write_text(json.dumps({"date": str(datetime.date.today()), "machine": platform.node(), "results": rows},
-                               indent=1) + "\n")
 
 
 if __name__ == "__main__":

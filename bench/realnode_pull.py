@@ -11,7 +11,8 @@ Prints, per image:
 
   python3 bench/realnode_pull.py [--images 127.0.0.1:5000/startbench/base:bookworm,...] [--repetitions 3]
 
-Needs `startbench cluster up` (with the real node). Not part of the test suite.
+Needs `startbench cluster up` (with the real node). Not part of the test suite. The table is kept under
+bench/results/ (bench/keep.py: with the date, commit, machine and load average).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from startbench.core.kubelet_events import parse_event  # noqa: E402
 from startbench.localcluster import paths, realnode  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keep import Keeper  # noqa: E402
 
 DEFAULT_IMAGES = "127.0.0.1:5000/startbench/base:bookworm,127.0.0.1:5000/startbench-jax:slim-cpu"
 SIMULATED_BANDWIDTH = 125e6  # bytes/s: `startbench cluster up --pull-bandwidth` default
@@ -63,6 +67,7 @@ def main() -> int:
     parser.add_argument("--images", default=DEFAULT_IMAGES)
     parser.add_argument("--repetitions", type=int, default=3)
     args = parser.parse_args()
+    keeper = Keeper("realnode_pull")
     from kubernetes import client, config
 
     kubeconfig = paths.kubeconfig_path()
@@ -72,6 +77,7 @@ def main() -> int:
     namespace = f"bench-pull-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": namespace}})
     time.sleep(2)  # the default ServiceAccount
+    rows = []
     try:
         print(f"{'image':<48} {'size MB':>8} {'pull s':>7} {'MB/s':>7} {'vs sim':>7} {'cold s':>7} {'warm s':>7} "
               f"{'cold/warm':>9}")
@@ -91,8 +97,13 @@ def main() -> int:
             print(f"{image[-48:]:<48} {size / 1e6:8.1f} {pull:7.2f} {rate / 1e6:7.1f} "
                   f"{rate / SIMULATED_BANDWIDTH:7.2f} {statistics.median(cold):7.2f} {statistics.median(warm):7.2f} "
                   f"{statistics.median(cold) / statistics.median(warm):9.1f}")
+            rows.append({"image": image, "sizeBytes": size, "pullSeconds": pull, "bytesPerSecond": rate,
+                         "overSimulatedBandwidth": rate / SIMULATED_BANDWIDTH, "coldSeconds": cold,
+                         "warmSeconds": warm, "pullsSeconds": pulls})
     finally:
         core.delete_namespace(namespace)
+    keeper.keep({"node": realnode.NODE_NAME, "repetitions": args.repetitions,
+                 "simulatedBandwidth": SIMULATED_BANDWIDTH, "images": rows})
     return 0
 
 

@@ -4,7 +4,8 @@
 Runs `python -m startbench.workload` --repeats times per framework (CPU unless --device says otherwise) and
 prints, per framework, the median of each phase as a share of process-start-to-first-step, and the median
 steady-state throughput relative to the first framework's. Ratios only: absolute numbers depend on the
-machine and its load; the raw reports can be kept with --json.
+machine and its load; the raw reports are kept under bench/results/ (bench/keep.py: with the date,
+commit, machine and load average), or at --json.
 
   python3 bench/workload_phases.py --frameworks pytorch,jax,tensorflow --repeats 3
   python3 bench/workload_phases.py --frameworks pytorch,jax --device gpu --shape imagenet --batch-size 64 --steps 30
@@ -15,7 +16,6 @@ Needs the frameworks installed (hack/ci/setup-20-workload.sh); not part of the t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from startbench.workload.marks import PHASES, phase_durations_ms  # noqa: E402
 from startbench.workload.report import parse_report  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keep import Keeper  # noqa: E402
 
 
 def run_once(args, framework: str) -> dict:
@@ -52,8 +55,9 @@ def main() -> int:
     p.add_argument("--shape", default="tiny-imagenet")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--json", help="write every report here")
+    p.add_argument("--json", help="keep every report here instead of bench/results/workload_phases-DATE.json")
     args = p.parse_args()
+    keeper = Keeper("workload_phases")
     reports: dict[str, list[dict]] = {}
     for i in range(args.repeats):
         for fw in args.frameworks.split(","):  # interleaved: drift spreads over every framework
@@ -74,8 +78,9 @@ def main() -> int:
         sps = statistics.median(r["metrics"]["samples_per_s"] for r in runs)
         base_sps = base_sps or sps
         print(f"{fw:<11}" + "".join(f"{statistics.median(shares[n]):>12.2f}" for n in names) + f"{sps / base_sps:>12.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=1))
+    keeper.keep({"model": args.model, "shape": args.shape, "batchSize": args.batch_size, "device": args.device,
+                 "precision": args.precision, "steps": args.steps, "repeats": args.repeats, "reports": reports},
+                Path(args.json) if args.json else None)
     return 0
 
 
