@@ -33,6 +33,12 @@ RUN_DURATION = ANNOTATION_PREFIX + "run-duration"  # Go duration a run-to-comple
 START_DELAY = ANNOTATION_PREFIX + "start-delay"    # Go duration of create + start (default 200ms..600ms)
 IMAGE_BYTES = ANNOTATION_PREFIX + "image-bytes"    # compressed size, for images no registry here holds
 PULL_ERROR = ANNOTATION_PREFIX + "pull-error"      # the kubelet-shaped message of a failed pull
+# Event loss on purpose, on a pod or on a node (for every pod there): the kubelet events this simulator would post
+# for the pod are dropped (DROP_EVENTS: comma-separated reasons such as "Pulled,Started", or "all") or posted
+# late (DELAY_EVENTS: a Go duration). A kubelet's recorder drops events too (a full queue, a refused write), and
+# a watch may miss them: the operator's timeline must then name its fallback sources.
+DROP_EVENTS = ANNOTATION_PREFIX + "drop-events"
+DELAY_EVENTS = ANNOTATION_PREFIX + "delay-events"
 
 _NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 
