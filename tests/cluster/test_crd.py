@@ -117,11 +117,23 @@ def test_defaults_are_applied_and_equal_the_operators(objects, namespace):
      ["thresholds[].image must be the name of an entry in spec.images"]),
     ({"thresholds": [{"metric": "timeToFirstStep", "quantile": "p95", "maxSeconds": 60}]},
      ['spec.thresholds[0].quantile: Unsupported value: "p95"']),
+    ({"workload": {"resources": {"limits": {"memory": "64MB"}}}}, ["spec.workload.resources.limits.memory",
+                                                                  "should match"]),
+    ({"workload": {"resources": {"requests": {"cpu": -1}}}}, ["spec.workload.resources.requests.cpu",
+                                                             "must not be negative"]),
 ])
 def test_bad_specs_are_rejected_with_clear_messages(objects, namespace, over, words):
     message = rejected(objects, namespace, benchmark(**over))
     for w in words:
         assert w in message, message
+
+
+def test_workload_resources_take_quantities_as_strings_or_whole_numbers(objects, namespace):
+    resources = {"requests": {"cpu": "500m", "memory": "1.5Gi"}, "limits": {"cpu": 2, "memory": "2Gi"}}
+    got = create(objects, namespace, benchmark(workload={"resources": resources}))
+    assert got["spec"]["workload"]["resources"] == resources
+    parsed = BenchmarkSpec.from_dict(got["spec"]).workload.resources
+    assert parsed.limits == (("cpu", "2"), ("memory", "2Gi"))
 
 
 def test_name_longer_than_a_label_value_is_rejected(objects, namespace):
