@@ -27,6 +27,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from startbench.core.contracts import is_simulated
+from startbench.core.kubelet_events import parse_go_duration
 from startbench.core.reference import normalize
 from startbench.localcluster import imageref, nodes, stages
 from startbench.localcluster.pullmodel import PullModel, go_duration, pulled_message
@@ -94,6 +95,27 @@ def container_ref(namespace: str, name: str, uid: str, resource_version: str | N
                                     resource_version=resource_version, field_path=f"spec.containers{{{container}}}")
 
 
+@dataclasses.dataclass(frozen=True)
+class EventSwitch:
+    """What stages.DROP_EVENTS and DELAY_EVENTS say, on a pod or a node."""
+    drop: frozenset[str] = frozenset()
+    delay_seconds: float = 0.0
+
+    @classmethod
+    def read(cls, annotations: dict[str, str] | None) -> "EventSwitch":
+        annotations = annotations or {}
+        drop = frozenset(r.strip() for r in annotations.get(stages.DROP_EVENTS, "").split(",") if r.strip())
+        delay = parse_go_duration(annotations.get(stages.DELAY_EVENTS, "")) or 0.0
+        return cls(drop, max(0.0, delay))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.drop) or self.delay_seconds > 0
+
+    def drops(self, reason: str) -> bool:
+        return reason in self.drop or "all" in self.drop
+
+
 class SimKubelet:
     def __init__(self, core: client.CoreV1Api, registry: imageref.RegistryClient | None = None,
                  registry_bandwidth: float = 1_250_000_000.0):
@@ -105,6 +127,12 @@ class SimKubelet:
         self.listed: dict[str, list[dict]] = {}      # node -> the status.images last seen or written
         self.pending: dict[str, PendingPull] = {}   # pod uid -> pull in flight
         self.emitted: set[tuple[str, str]] = set()  # (pod uid, event key) already reported
+        # Event loss on purpose (stages.DROP_EVENTS, DELAY_EVENTS): each pod's and each node's switch.
+        self.pod_switch: dict[str, EventSwitch] = {}   # pod uid ->
+        self.node_switch: dict[str, EventSwitch] = {}  # node name ->
+        self.released: set[tuple[str, str]] = set()    # delayed events whose delay is over
+        self.dropped = 0
+        self.unplaced: dict[str, dict[str, client.V1Pod]] = {}  # node -> pods seen before their node, by uid
         self.lock = threading.RLock()
         self.wakeup = threading.Event()
         self.stopping = threading.Event()
@@ -134,7 +162,12 @@ class SimKubelet:
                 self.node_images[name] = set()
             self.listed[name] = [{"names": list(i.names or []), "sizeBytes": i.size_bytes or 0}
                                  for i in (node.status.images if node.status else None) or []]
+            self.node_switch[name] = EventSwitch.read(annotations)
             self._list_images(name)
+            # Pods listed before their node (a restarted simulator lists a thousand nodes and the pods at once):
+            # handled now, or they would wait for an update that never comes.
+            for pod in self.unplaced.pop(name, {}).values():
+                self.on_pod("MODIFIED", pod)
 
     def _list_images(self, node: str) -> None:
         """Keep the node's `status.images` equal to its cache, as a kubelet lists what its runtime holds: clients
@@ -155,11 +188,19 @@ class SimKubelet:
         if kind == "DELETED" or not node:
             with self.lock:
                 self.pending.pop(pod.metadata.uid, None)
+                self.pod_switch.pop(pod.metadata.uid, None)
+                self.unplaced.get(node or "", {}).pop(pod.metadata.uid, None)
             return
         with self.lock:
-            if node not in self.node_images or pod.metadata.deletion_timestamp:
+            if pod.metadata.deletion_timestamp:
+                return
+            if node not in self.node_images:
+                self.unplaced.setdefault(node, {})[pod.metadata.uid] = pod
                 return
             annotations = pod.metadata.annotations or {}
+            switch = EventSwitch.read(annotations)
+            if switch.active:
+                self.pod_switch[pod.metadata.uid] = switch
             statuses = pod.status.container_statuses or []
             container = pod.spec.containers[0]
             waiting = statuses[0].state.waiting if statuses and statuses[0].state else None
@@ -309,12 +350,37 @@ class SimKubelet:
         if dedupe in self.emitted:
             return
         self.emitted.add(dedupe)
+        if self._held_back(ref, node, type_, reason, message, dedupe):
+            return
         body = event_body(ref, node, type_, reason, message, time.time_ns())
         try:
             # Under the kubelet's field manager, so that managedFields, too, read as the kubelet's.
             self.core.create_namespaced_event(body.metadata.namespace, body, field_manager=KUBELET)
         except ApiException as err:
             log.warning("could not post event %s for %s/%s: %s", reason, ref.namespace, ref.name, err.reason)
+
+    def _held_back(self, ref, node: str, type_: str, reason: str, message: str, dedupe: tuple[str, str]) -> bool:
+        """Event loss on purpose: True when the pod's switch (else its node's) drops this event, or delays it (it
+        is then posted from a timer)."""
+        if dedupe in self.released:
+            return False
+        switch = self.pod_switch.get(ref.uid) or self.node_switch.get(node) or EventSwitch()
+        if switch.drops(reason):
+            self.dropped += 1
+            log.info("dropped event %s of %s/%s on purpose (%s)", reason, ref.namespace, ref.name, stages.DROP_EVENTS)
+            return True
+        if switch.delay_seconds > 0:
+            def release() -> None:
+                with self.lock:
+                    self.released.add(dedupe)
+                    self.emitted.discard(dedupe)
+                    self._post_event(ref, node, type_, reason, message, dedupe)
+
+            timer = threading.Timer(switch.delay_seconds, release)
+            timer.daemon = True
+            timer.start()
+            return True
+        return False
 
     # ---- loops
     def _watch(self, list_fn, handler, name: str) -> None:
