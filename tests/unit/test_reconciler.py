@@ -296,6 +296,50 @@ def test_a_restart_before_the_pod_watch_has_listed_the_pods_does_not_purge_a_sta
     assert json.loads(b.io.nodes["gpu-0"]["metadata"]["annotations"][SIM_CACHED_IMAGES]) == [IMAGE]
 
 
+def test_a_step_cut_short_after_creating_a_pod_lists_the_pods_again_before_it_purges_or_creates():
+    """The API server goes away while a pod is created: the pod exists, its answer never came, and the pod watch
+    (cut off too) never told. The next step must not take the run for pending: purge the image from under the
+    pod's pull and create it again."""
+    nodes = gpu_nodes(1, simulated=True, annotations={SIM_CACHED_IMAGES: json.dumps([IMAGE])})
+    b = Bench(spec(purgeImageBeforeColdRun=True, cache="cold"), nodes)
+    create = b.io.create_pod
+
+    def answer_lost(namespace, manifest):
+        create(namespace, manifest)
+        raise ConnectionResetError("the API server went away before it answered")
+    b.io.create_pod = answer_lost
+    with pytest.raises(ConnectionResetError):
+        b.step(sync=False)
+    b.io.create_pod = create
+    (name,) = b.io.created_names()
+    b.io.pods[(NS, name)]["spec"]["nodeName"] = "gpu-0"  # the pod goes on; its pull put the image back
+    b.io.nodes["gpu-0"]["metadata"]["annotations"][SIM_CACHED_IMAGES] = json.dumps([IMAGE])
+    b.step(sync=False)
+    assert json.loads(b.io.nodes["gpu-0"]["metadata"]["annotations"][SIM_CACHED_IMAGES]) == [IMAGE]
+    assert b.io.count("patch_node_annotations") == 1 and b.io.count("create_pod") == 1
+    assert b.status["running"] == 1
+
+
+def test_a_pod_deleted_while_the_watch_was_down_is_known_gone_once_the_pods_are_listed_again():
+    b = Bench(spec(cache="cold", repetitions=2, nodes={"maxNodes": 2}), gpu_nodes(2))
+    b.step()
+    first, second = b.io.created_names()
+    b.kubelet.schedule(first)
+    b.kubelet.schedule(second)
+    annotate = b.io.annotate_pod
+
+    def api_gone(namespace, name, annotations):
+        raise ConnectionResetError("the API server went away")
+    b.io.annotate_pod = api_gone  # the step keeps what it saw of the pods: and fails there
+    with pytest.raises(ConnectionResetError):
+        b.step(sync=False)
+    b.io.annotate_pod = annotate
+    b.io.pods.pop((NS, second))  # kubectl delete pod, while the watch was down: no DELETED ever comes
+    b.step(sync=False)
+    assert b.records()[second]["reason"] == "PodDeleted"
+    assert first not in b.records()
+
+
 # --- failures that end the benchmark ---------------------------------------------------------------------------
 
 def _assert_failed(b: Bench, reason: str, words: str) -> None:

@@ -125,6 +125,15 @@ class BenchmarkReconciler:
 
     # --- the step: a list of named steps, each reading the cluster as the step before left it
     def step(self, body: Mapping[str, Any]) -> Step:
+        try:
+            return self._step(body)
+        except BaseException:
+            # Cut short (the API server went away, say), this step may have created pods whose answer never came,
+            # and the pod watch, cut off too, may never tell: the next step lists the pods again before it acts.
+            self.listed = False
+            raise
+
+    def _step(self, body: Mapping[str, Any]) -> Step:
         ref = BenchmarkRef.from_body(body)
         status = dict(body.get("status") or {})
         try:
@@ -221,12 +230,19 @@ class BenchmarkReconciler:
     def _list_pods_once(self, ref: BenchmarkRef) -> None:
         """Before this reconciler creates, purges or deletes anything, its view of the benchmark's pods must be
         complete: the pod watch of a restarted operator may not have listed them yet, and a run whose pod exists
-        would look pending (purged again, created again). One LIST, folded into the observer, settles it."""
+        would look pending (purged again, created again). One LIST, folded into the observer, settles it; again
+        after a step that failed. A pod the observer knows and the LIST lacks is gone (its deletion came while the
+        watch was down)."""
         if self.listed:
             return
         arrival = self.clock_ms()
+        listed = set()
         for body in self.io.list_run_pods(ref.namespace, ref.name):
             self.observer.on_pod(None, body, arrival)
+            listed.add(body["metadata"]["name"])
+        for name, entry in self.observer.pods_of(ref.namespace, ref.name).items():
+            if name not in listed and not entry.deleted:
+                self.observer.on_pod("DELETED", entry.body, arrival)
         self.listed = True
 
     def _begin_runs(self, ctx: "_StepContext") -> None:
