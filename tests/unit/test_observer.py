@@ -40,3 +40,20 @@ def test_later_events_of_another_pod_uid_are_ignored():
     assert observer.pods_of("ns", "b")["b-img-n0-c1"].obs.pulled_ms is None
     observer.on_event(event_of("new"), "Pulled", PULLED, 7000.0)
     assert observer.pods_of("ns", "b")["b-img-n0-c1"].obs.pulled_ms == 7000.0
+
+
+def test_only_what_a_restart_cannot_learn_again_makes_a_pod_dirty():
+    # A change the pod itself still shows (its phase, a waiting reason) waits for the next stamp to be persisted:
+    # each persist is an annotation patch, and a pod update that comes back to every watcher.
+    observer = Observer()
+    observer.on_pod("ADDED", pod("u"), 6000.0)
+    [entry] = observer.dirty("ns", "b")
+    observer.mark_persisted("ns", entry.name, entry.obs)
+    waiting = pod("u")
+    waiting["status"]["containerStatuses"] = [{"name": "workload", "state": {"waiting": {"reason": "ContainerCreating"}}}]
+    observer.on_pod("MODIFIED", waiting, 6100.0)
+    assert observer.pods_of("ns", "b")["b-img-n0-c1"].obs.waiting_reason == "ContainerCreating"
+    assert observer.dirty("ns", "b") == []
+    observer.on_event(event_of("u"), "Pulled", PULLED, 6200.0)
+    [entry] = observer.dirty("ns", "b")
+    assert entry.obs.pulled_ms == 6200.0 and entry.obs.waiting_reason == "ContainerCreating"

@@ -32,12 +32,20 @@ def chunk_records(records: Iterable[Mapping[str, Any]], max_bytes: int = DEFAULT
     latest: dict[str, Mapping[str, Any]] = {}
     for r in records:
         latest[r["name"]] = r
+    return _chunk_texts(((r, _record_text(r)) for r in sorted(latest.values(), key=_record_key)), max_bytes)
+
+
+def _record_text(r: Mapping[str, Any]) -> tuple[str, int]:
+    text = json.dumps(r, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return text, len(text.encode("utf-8"))
+
+
+def _chunk_texts(texts: Iterable[tuple[Mapping[str, Any], tuple[str, int]]], max_bytes: int) -> list[str]:
+    """Records already serialised (record, (text, UTF-8 bytes)), in finishing order, as chunks."""
     chunks: list[str] = []
     current: list[str] = []
     size = 2  # the brackets
-    for r in sorted(latest.values(), key=_record_key):
-        text = json.dumps(r, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-        n = len(text.encode("utf-8"))
+    for r, (text, n) in texts:
         if n + 2 > max_bytes:
             raise ValueError(f"run record {r['name']!r} is {n} bytes, more than a chunk of {max_bytes} bytes")
         if current and size + 1 + n > max_bytes:
@@ -97,6 +105,10 @@ class RecordBook:
     def __init__(self, written_chunks: Sequence[str] = ()):
         self.written_chunks: list[str] = list(written_chunks)
         self.records: dict[str, dict[str, Any]] = {r["name"]: r for r in read_chunks(self.written_chunks)}
+        # Each record's text, made once: a step that ends a few runs of thousands re-chunks them all, and
+        # serialising every record again on every write was most of a large benchmark's record-keeping.
+        self._texts: dict[str, tuple[str, int]] = {}
+        self._order: list[dict[str, Any]] | None = None  # records in finishing order, while none is added
         self._dirty = False
 
     def __contains__(self, name: str) -> bool:
@@ -113,13 +125,23 @@ class RecordBook:
 
     def add(self, record: dict[str, Any]) -> None:
         self.records[record["name"]] = record
+        self._texts.pop(record["name"], None)
+        self._order = None
         self._dirty = True
 
     def unwritten(self) -> bool:
         return self._dirty
 
     def chunks(self, max_bytes: int = DEFAULT_CHUNK_BYTES) -> list[str]:
-        return chunk_records(self.records.values(), max_bytes)
+        """chunk_records(self.records), with each record serialised once. A record is not changed after `add`
+        (a later record of a run is added anew)."""
+        if self._order is None:
+            self._order = sorted(self.records.values(), key=_record_key)
+        texts = self._texts
+        for r in self._order:
+            if r["name"] not in texts:
+                texts[r["name"]] = _record_text(r)
+        return _chunk_texts(((r, texts[r["name"]]) for r in self._order), max_bytes)
 
     def written(self, chunks: Sequence[str]) -> None:
         self.written_chunks = list(chunks)

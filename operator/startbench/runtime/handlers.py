@@ -38,7 +38,7 @@ def on_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger, **_) ->
 
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled")
+    settings.persistence.diffbase_storage = BenchmarkDiffBase(prefix=GROUP, key="last-handled")
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 32
@@ -77,6 +77,25 @@ def _image_builder(cfg, metrics):
     return imagebuilds.builder(cfg, metrics)
 
 
+class BenchmarkDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff base (the last-handled annotation), kept for the Benchmark only. Kopf builds one, a deep copy of
+    the body, for every event of every watched resource; pods and kubelet events have watching handlers only
+    (on.event), which never read it, so for them it is empty."""
+
+    def build(self, *, body: kopf.Body, extra_fields=None):
+        if body.get("kind") in UNDIFFED:
+            return {}
+        return super().build(body=body, extra_fields=extra_fields)
+
+    def fetch(self, *, body: kopf.Body):
+        if body.get("kind") in UNDIFFED:
+            return None
+        return super().fetch(body=body)
+
+
+UNDIFFED = ("Pod", "Event")
+
+
 def served(namespace: str | None, memo: kopf.Memo, **_) -> bool:
     """Whether this operator serves `namespace` (STARTBENCH_NAMESPACES; empty: all). Glob patterns are matched
     here rather than by Kopf's namespace discovery, which can miss a namespace created as the operator starts."""
@@ -84,14 +103,17 @@ def served(namespace: str | None, memo: kopf.Memo, **_) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(namespace or "", p) for p in patterns)
 
 
+# The two watches below are async on purpose: they do no I/O (the Observer folds an update into memory under a
+# short lock), and a sync handler costs a hop to Kopf's thread pool and back for each of the thousands of pod
+# updates and kubelet events of a large benchmark.
 @kopf.on.event("", "v1", "pods", labels={LABEL_BENCHMARK: kopf.PRESENT}, when=served)
-def on_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
+async def on_pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
     arrival = now_ms()
     memo.observer.on_pod(type, dict(body), arrival)
 
 
 @kopf.on.event("", "v1", "events", field="involvedObject.kind", value="Pod", when=served)
-def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
+async def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_) -> None:
     arrival = now_ms()
     if type is None:  # the initial listing after a (re)start: the event happened before we looked
         from startbench.core.timeline import rfc3339_ms

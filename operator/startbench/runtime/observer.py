@@ -21,6 +21,13 @@ from startbench.core.kubelet_events import parse_event
 from startbench.core.contracts import ANNOTATION_CREATED_MS, ANNOTATION_OBSERVATIONS, LABEL_BENCHMARK
 from startbench.core.timeline import Observations, rfc3339_ms, observe_event, observe_pod
 
+# What a restarted operator cannot learn again from the pod it lists: the arrival stamps of watch updates and
+# events, and what only the events said. A change of anything else (the phase, a waiting reason, the exit code:
+# the pod itself still says them) is persisted with the next change of these, never on its own: at scale each
+# annotation patch is a request, and a pod update that comes back to every watcher.
+RESTART_FACTS = ("created_ms", "scheduled_ms", "scheduled_event_ms", "pulling_ms", "pulled_ms", "cache_hit",
+                 "pull_seconds", "pull_with_wait_seconds", "image_size_bytes", "started_event_ms", "running_ms",
+                 "terminated_ms", "fatal_event", "deleting_ms", "missing_pull_secrets", "unschedulable_message")
 EARLY_EVENT_SECONDS = 60.0
 EARLY_EVENT_LIMIT = 10_000
 
@@ -119,11 +126,12 @@ class Observer:
                     if e.namespace == namespace and e.benchmark == benchmark}
 
     def dirty(self, namespace: str, benchmark: str) -> list[PodEntry]:
-        """Pods whose observations changed since they were last persisted."""
+        """Pods whose observations changed, in what a restart could not learn again (RESTART_FACTS), since they
+        were last persisted."""
         with self._lock:
             return [dataclasses.replace(e) for e in self._pods.values()
                     if e.namespace == namespace and e.benchmark == benchmark and not e.deleted
-                    and e.obs != e.persisted]
+                    and e.obs != e.persisted and _facts(e.obs) != _facts(e.persisted)]
 
     def mark_persisted(self, namespace: str, name: str, obs: Observations) -> None:
         with self._lock:
@@ -139,6 +147,10 @@ class Observer:
         with self._lock:
             for key in [k for k, e in self._pods.items() if e.namespace == namespace and e.benchmark == benchmark]:
                 del self._pods[key]
+
+
+def _facts(obs: Observations | None) -> tuple:
+    return tuple(getattr(obs, name, None) for name in RESTART_FACTS) if obs is not None else ()
 
 
 def serialize(obs: Observations) -> str:
