@@ -140,7 +140,11 @@ def _ensure_nodes(kubeconfig: Path, options: UpOptions, progress: Progress, time
     core = _client(kubeconfig)
     pools = nodes.default_pools(options.gpu_nodes, options.cpu_nodes, options.pull_bandwidth)
     wanted = {m["metadata"]["name"]: m for m in nodes.manifests(pools)}
-    existing = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items}
+    # Only the cluster's own pools: a benchmark's or a test's pool of simulated nodes (their own
+    # startbench.dev/pool label) is theirs to delete, even while `up` runs again.
+    own = {m["metadata"]["labels"]["startbench.dev/pool"] for m in wanted.values()} | {"gpu", "cpu"}
+    existing = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items
+                if (n.metadata.labels or {}).get("startbench.dev/pool") in own}
     for name in sorted(existing - set(wanted)):
         core.delete_node(name)
     to_create = [m for name, m in wanted.items() if name not in existing]
