@@ -57,3 +57,14 @@ def test_only_what_a_restart_cannot_learn_again_makes_a_pod_dirty():
     observer.on_event(event_of("u"), "Pulled", PULLED, 6200.0)
     [entry] = observer.dirty("ns", "b")
     assert entry.obs.pulled_ms == 6200.0 and entry.obs.waiting_reason == "ContainerCreating"
+
+
+def test_a_pod_persisted_a_moment_ago_waits_before_it_is_dirty_again():
+    observer = Observer()
+    observer.on_pod("ADDED", pod("u"), 6000.0)
+    [entry] = observer.dirty("ns", "b", now_ms=6000.0, every_ms=2000.0)
+    observer.mark_persisted("ns", entry.name, entry.obs, at_ms=6000.0)
+    observer.on_event(event_of("u"), "Pulled", PULLED, 6500.0)
+    assert observer.dirty("ns", "b", now_ms=7000.0, every_ms=2000.0) == []
+    [entry] = observer.dirty("ns", "b", now_ms=8000.0, every_ms=2000.0)
+    assert entry.obs.pulled_ms == 6500.0

@@ -45,6 +45,7 @@ class PodEntry:
     obs: Observations
     persisted: Observations | None  # what the pod's annotation holds
     deleted: bool = False
+    persisted_ms: float | None = None  # when this operator last persisted them
 
 
 def _initial_observations(body: Mapping[str, Any]) -> tuple[Observations, Observations | None]:
@@ -125,19 +126,22 @@ class Observer:
             return {e.name: dataclasses.replace(e) for e in self._pods.values()
                     if e.namespace == namespace and e.benchmark == benchmark}
 
-    def dirty(self, namespace: str, benchmark: str) -> list[PodEntry]:
+    def dirty(self, namespace: str, benchmark: str, now_ms: float | None = None,
+              every_ms: float = 0.0) -> list[PodEntry]:
         """Pods whose observations changed, in what a restart could not learn again (RESTART_FACTS), since they
-        were last persisted."""
+        were last persisted, and not persisted in the last `every_ms` before `now_ms`."""
         with self._lock:
             return [dataclasses.replace(e) for e in self._pods.values()
                     if e.namespace == namespace and e.benchmark == benchmark and not e.deleted
-                    and e.obs != e.persisted and _facts(e.obs) != _facts(e.persisted)]
+                    and e.obs != e.persisted and _facts(e.obs) != _facts(e.persisted)
+                    and (now_ms is None or e.persisted_ms is None or now_ms - e.persisted_ms >= every_ms)]
 
-    def mark_persisted(self, namespace: str, name: str, obs: Observations) -> None:
+    def mark_persisted(self, namespace: str, name: str, obs: Observations, at_ms: float | None = None) -> None:
         with self._lock:
             entry = self._pods.get((namespace, name))
             if entry is not None:
                 entry.persisted = obs
+                entry.persisted_ms = at_ms
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:

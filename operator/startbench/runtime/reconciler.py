@@ -33,6 +33,7 @@ log = logging.getLogger("startbench.runtime.reconciler")
 TERMINAL = (st.SUCCEEDED, st.PARTIALLY_FAILED, st.FAILED)
 CREATE_WORKERS = 16  # concurrent pod creations (the API client's connection pool holds 32)
 NODE_READS_BEFORE_LIST = 8  # a wave over more nodes reads their image lists with one LIST of the nodes
+PERSIST_EVERY_SECONDS = 2.0  # a pod's observations go onto it at most this often (see _persist_observations)
 
 
 @dataclasses.dataclass
@@ -296,12 +297,16 @@ class BenchmarkReconciler:
             self._record(ctx, run, st.run_record(run, entry.obs, report, outcome, ctx.now))
 
     def _persist_observations(self, ctx: "_StepContext") -> None:
-        """Observations that changed, on their pods, so a restarted operator resumes from them."""
-        for entry in self.observer.dirty(ctx.ref.namespace, ctx.ref.name):
+        """Observations that changed, on their pods, so a restarted operator resumes from them: at most once per
+        PERSIST_EVERY_SECONDS a pod, so that the stamps of a pod's quick succession of updates and events (bound,
+        pulling, pulled, running: often within a second or two) go in one patch, not one each. A restart loses
+        at most that much of a pod's stamps; a run that ends is recorded in the step that sees it end."""
+        every_ms = PERSIST_EVERY_SECONDS * 1000.0
+        for entry in self.observer.dirty(ctx.ref.namespace, ctx.ref.name, ctx.now, every_ms):
             if entry.name in ctx.book:
                 continue
             self.io.annotate_pod(ctx.ref.namespace, entry.name, {ANNOTATION_OBSERVATIONS: serialize(entry.obs)})
-            self.observer.mark_persisted(ctx.ref.namespace, entry.name, entry.obs)
+            self.observer.mark_persisted(ctx.ref.namespace, entry.name, entry.obs, ctx.now)
 
     def _start_new_runs(self, ctx: "_StepContext") -> None:
         """Runs that may start now (parallelism, mode, cold before warm): purge first when asked, then create."""
