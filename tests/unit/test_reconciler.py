@@ -801,3 +801,17 @@ def test_a_quota_refusal_says_what_to_change(refusal, words):
     b.step()
     (record,) = b.records().values()
     assert record["reason"] == "PodRejected" and refusal in record["message"] and words in record["message"]
+
+
+def test_recorded_runs_whose_pods_are_gone_are_forgotten_by_the_observer():
+    # A large benchmark would otherwise hold, and copy on every step, an entry (with the pod's body) per run.
+    b = Bench(spec(nodes={"maxNodes": 3}, mode="fanOut", parallelism=3, cache="cold", repetitions=2), gpu_nodes(3))
+    b.step()
+    first = b.waiting()
+    b.kubelet.run(first)
+    b.ran.update(first)
+    b.step()  # records the first wave, deletes its pods, starts the second
+    assert set(first) <= set(b.records())
+    b.step()  # the watch has delivered the deletions: forgotten
+    assert not set(first) & set(b.observer.pods_of(NS, NAME))
+    assert b.drive().finished and len(b.records()) == 6

@@ -110,6 +110,7 @@ class RecordBook:
         self._texts: dict[str, tuple[str, int]] = {}
         self._order: list[dict[str, Any]] | None = None  # records in finishing order, while none is added
         self._dirty = False
+        self.version = 0  # counts adds: what follows from the records is the same while it is
 
     def __contains__(self, name: str) -> bool:
         return name in self.records
@@ -128,6 +129,7 @@ class RecordBook:
         self._texts.pop(record["name"], None)
         self._order = None
         self._dirty = True
+        self.version += 1
 
     def unwritten(self) -> bool:
         return self._dirty

@@ -10,6 +10,7 @@ Events can arrive before the pod's first watch update; they wait here (bounded, 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import threading
@@ -123,7 +124,7 @@ class Observer:
     def pods_of(self, namespace: str, benchmark: str) -> dict[str, PodEntry]:
         """Snapshot of the benchmark's pods by name (copies: safe to read without the lock)."""
         with self._lock:
-            return {e.name: dataclasses.replace(e) for e in self._pods.values()
+            return {e.name: copy.copy(e) for e in self._pods.values()
                     if e.namespace == namespace and e.benchmark == benchmark}
 
     def dirty(self, namespace: str, benchmark: str, now_ms: float | None = None,

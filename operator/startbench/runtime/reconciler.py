@@ -33,6 +33,7 @@ log = logging.getLogger("startbench.runtime.reconciler")
 TERMINAL = (st.SUCCEEDED, st.PARTIALLY_FAILED, st.FAILED)
 CREATE_WORKERS = 16  # concurrent pod creations (the API client's connection pool holds 32)
 NODE_READS_BEFORE_LIST = 8  # a wave over more nodes reads their image lists with one LIST of the nodes
+STATUS_EVERY_SECONDS = 2.0  # the status' summaries are computed at most this often while runs are in flight
 PERSIST_EVERY_SECONDS = 2.0  # a pod's observations go onto it at most this often (see _persist_observations)
 
 
@@ -84,6 +85,8 @@ class BenchmarkReconciler:
         self.announced: set[str] = set()
         self.missing_secrets: set[str] = set()  # imagePullSecrets already named in a MissingPullSecrets event
         self.node_meta: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        self._status_memo: tuple[tuple, dict[str, Any], float] | None = None  # (inputs, status, when), see _write_status
+        self._plan_memo: tuple[tuple, list[Run]] | None = None
 
     # --- helpers
     def _load_records(self, ref: BenchmarkRef) -> RecordBook:
@@ -248,13 +251,21 @@ class BenchmarkReconciler:
 
     def _begin_runs(self, ctx: "_StepContext") -> None:
         """The plan, the records so far and the pods the watch has seen, as of now."""
-        ctx.runs = plan(ctx.ref.name, ctx.spec, ctx.nodes)
+        ctx.runs = self._plan(ctx)
         ctx.book = self._load_records(ctx.ref)
         self._list_pods_once(ctx.ref)
         ctx.pods = self.observer.pods_of(ctx.ref.namespace, ctx.ref.name)
         ctx.now = self.clock_ms()
         for name in [n for n in self.created if n in ctx.pods or n in ctx.book]:
             del self.created[name]  # the watch has caught up with this creation
+
+    def _plan(self, ctx: "_StepContext") -> list[Run]:
+        """The plan, made again only when what it follows from changed (the spec's generation, the nodes, the
+        built images): planning 5,000 runs on every step cost more than the rest of an idle step."""
+        key = (ctx.generation, tuple(ctx.nodes), tuple(sorted(_references(ctx.images).items())))
+        if self._plan_memo is None or self._plan_memo[0] != key:
+            self._plan_memo = (key, plan(ctx.ref.name, ctx.spec, ctx.nodes))
+        return self._plan_memo[1]
 
     def _warn_missing_pull_secrets(self, ctx: "_StepContext") -> None:
         """One Warning event naming the spec.imagePullSecrets that a kubelet could not read (its own event on the
@@ -368,10 +379,16 @@ class BenchmarkReconciler:
             self._announce(ctx.ref, ctx.spec, run, record)
 
     def _clean_up_pods(self, ctx: "_StepContext") -> None:
-        """Pods of recorded runs, as spec.finishedPods says (pods still holding a node always go)."""
+        """Pods of recorded runs, as spec.finishedPods says (pods still holding a node always go). A recorded run
+        whose pod is gone is forgotten by the observer: nothing more can come of it, and thousands of such entries
+        (each with its pod's body) were copied on every step and held all the benchmark long."""
         for name, entry in ctx.pods.items():
             record = ctx.book.get(name)
-            if record is not None and not entry.deleted and self._should_delete(ctx.spec, entry, record, ctx.now):
+            if record is None:
+                continue
+            if entry.deleted:
+                self.observer.forget(ctx.ref.namespace, name)
+            elif self._should_delete(ctx.spec, entry, record, ctx.now):
                 self.io.delete_pod(ctx.ref.namespace, name)
 
     def _after_finish(self, ref: BenchmarkRef, spec: BenchmarkSpec, status: dict[str, Any]) -> Step:
@@ -394,9 +411,20 @@ class BenchmarkReconciler:
         return Step(not waiting, status)
 
     def _write_status(self, ctx: "_StepContext") -> Step:
+        """Progress, summaries, thresholds and conditions, written when they changed. They are computed over every
+        record (a tenth of a second at 5,000), so again only when the records, the runs in flight or the spec
+        changed, and at most once per STATUS_EVERY_SECONDS until every run has ended."""
         running = sum(1 for s in ctx.states.values() if s is RunState.RUNNING)
-        out = st.progress_status(ctx.spec, ctx.runs, ctx.book.values(), running, ctx.status.get("conditions"),
-                                 ctx.generation, _now())
+        key, now = (ctx.book.version, running, ctx.generation), self.clock_ms()
+        memo = self._status_memo
+        ended = sum(1 for run in ctx.runs if run.name in ctx.book) == len(ctx.runs)
+        if memo is not None and memo[0][2] == ctx.generation and (
+                memo[0] == key or (not ended and now - memo[2] < STATUS_EVERY_SECONDS * 1000.0)):
+            out = dict(memo[1])
+        else:
+            out = st.progress_status(ctx.spec, ctx.runs, ctx.book.values(), running, ctx.status.get("conditions"),
+                                     ctx.generation, _now())
+            self._status_memo = (key, dict(out), now)
         out.update(ctx.patch)
         complete = out["phase"] in TERMINAL
         if complete:
