@@ -156,12 +156,14 @@ def _ensure_nodes(kubeconfig: Path, options: UpOptions, progress: Progress, time
     return sorted(wanted)
 
 
+NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 NODE_CREATE_WORKERS = 8  # within the API client's connection pool (5 per core)
 
 
 def create_simulated_nodes(core, manifests: list[dict], wait_for: list[str], timeout: float = 120) -> float:
     """Create `manifests` (several at a time: one round trip after another made a thousand nodes take minutes)
-    and wait until every node named in `wait_for` is Ready (KWOK takes them on); seconds it took."""
+    and wait until every node named in `wait_for` is Ready (KWOK takes them on) and schedulable (the node
+    lifecycle controller has lifted the not-ready taint it puts on a new node); seconds it took."""
     from concurrent.futures import ThreadPoolExecutor
 
     from kubernetes.client.rest import ApiException
@@ -182,7 +184,8 @@ def create_simulated_nodes(core, manifests: list[dict], wait_for: list[str], tim
     deadline = time.monotonic() + timeout
     while True:
         ready = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items
-                 if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))}
+                 if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+                 and not any(t.key in NOT_READY_TAINTS for t in (n.spec.taints or []))}
         if wanted <= ready:
             return time.monotonic() - started
         if time.monotonic() > deadline:
