@@ -82,10 +82,11 @@ class ClusterIO:
         return dict(meta.annotations or {}), meta.resource_version
 
     def patch_node_annotations(self, name: str, annotations: Mapping[str, str], resource_version: str) -> bool:
-        """Set annotations on a node if it is still at `resource_version`; False when it changed meanwhile (409)."""
+        """Set annotations on a node if it is still at `resource_version`; False when it changed meanwhile (409).
+        Under the operator's own field manager, so the node's managedFields say which change was the operator's."""
         try:
             self.core.patch_node(name, {"metadata": {"resourceVersion": resource_version,
-                                                     "annotations": dict(annotations)}})
+                                                     "annotations": dict(annotations)}}, field_manager=COMPONENT)
         except ApiException as err:
             if err.status == 409:
                 return False
