@@ -145,6 +145,7 @@ def main() -> int:
     parser.add_argument("--parallelism", type=int, help="default: --nodes")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--profile", help="record the operator with py-spy into this SVG (slows it down a little)")
+    parser.add_argument("--log-level", default="WARNING", help="the operator's (its log: /tmp/NAMESPACE-operator.log)")
     parser.add_argument("--no-keep", action="store_true", help="print only (a trial run)")
     args = parser.parse_args()
     # A SIGTERM (a `timeout`) ends it like ^C: the finally blocks stop the operator and delete what it created.
@@ -197,7 +198,7 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
         time.sleep(0.2)
 
     env = {**os.environ, "KUBECONFIG": kubeconfig, "STARTBENCH_NAMESPACES": namespace,
-           "STARTBENCH_METRICS_PORT": "0", "PYTHONPATH": str(REPO / "operator"), "STARTBENCH_LOG_LEVEL": "WARNING",
+           "STARTBENCH_METRICS_PORT": "0", "PYTHONPATH": str(REPO / "operator"), "STARTBENCH_LOG_LEVEL": args.log_level,
            "STARTBENCH_MAX_PARALLEL_PODS": str(max(parallelism, 1000))}
     log_path = f"/tmp/{namespace}-operator.log"
     log = open(log_path, "wb")

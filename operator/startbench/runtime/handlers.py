@@ -121,8 +121,15 @@ async def on_kubelet_event(type: str | None, body: kopf.Body, memo: kopf.Memo, *
     memo.observer.on_event(dict(body.get("involvedObject") or {}), body.get("reason"), body.get("message"), arrival)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0, when=served)
+# Not `when=served`: Kopf puts its finalizer only on objects some daemon matches, and takes it off the ones no
+# handler of this operator matches. Two operators serving different namespaces (STARTBENCH_NAMESPACES) would then
+# take turns adding and removing it on every Benchmark, each turn a patch and an event for every operator
+# (thousands during one large benchmark). Every operator's daemon matches every Benchmark, so all agree on the
+# finalizer, and returns at once from a Benchmark it does not serve.
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 def run_benchmark(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger, **_) -> None:
+    if not served(body.get("metadata", {}).get("namespace"), memo):
+        return
     from startbench.runtime.imageinspect import describe
     from startbench.runtime.reconciler import BenchmarkReconciler
 
