@@ -85,7 +85,15 @@ class BenchmarkDiffBase(kopf.AnnotationsDiffBaseStorage):
     def build(self, *, body: kopf.Body, extra_fields=None):
         if body.get("kind") in UNDIFFED:
             return {}
-        return super().build(body=body, extra_fields=extra_fields)
+        if extra_fields:
+            return super().build(body=body, extra_fields=extra_fields)
+        # Kopf deep-copies the whole body and then drops the status and most of the metadata; the status of a
+        # large benchmark (nodes, nodeContext, summaries) is most of it, and each status patch comes back as an
+        # event. The same essence from the parts it keeps:
+        meta = body.get("metadata") or {}
+        slim = {"metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+                **{k: v for k, v in body.items() if k not in ("metadata", "status")}}
+        return super().build(body=kopf.Body(slim), extra_fields=extra_fields)
 
     def fetch(self, *, body: kopf.Body):
         if body.get("kind") in UNDIFFED:
