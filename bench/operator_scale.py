@@ -224,14 +224,16 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
     started = time.monotonic()
     custom.create_namespaced_custom_object("startbench.dev", "v1alpha1", namespace, "benchmarks", body)
     status: dict = {}
+    loads: list[float] = []  # the 1-minute load average every 5 s: CPU figures on a busy machine are not trustworthy
     try:
         while time.monotonic() - started < args.timeout:
             status = retried(custom.get_namespaced_custom_object, "startbench.dev", "v1alpha1", namespace,
                              "benchmarks", "scale").get("status", {})
             if status.get("phase") in ("Succeeded", "PartiallyFailed", "Failed"):
                 break
+            loads.append(round(os.getloadavg()[0], 2))
             print(f"  {time.monotonic() - started:6.0f}s  {status.get('phase')}  {status.get('progress')}  "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+                  f"load {loads[-1]:.1f}", flush=True)
             time.sleep(5)
         wall = time.monotonic() - started
         cpu = cpu_seconds(operator.pid) - cpu_before
@@ -280,7 +282,9 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
         "apiRequests": round(total_requests), "apiServerRestartedDuringRun": restarted, "apiRequestsPerPod": round(total_requests / max(planned, 1), 2),
         "apiRequestsByResourceVerb": {k: round(v) for k, v in requests.items()},
         "boundarySources": sources, "waves": waves, "recordConfigMaps": len(maps.items),
-        "simulatedNodesReadySeconds": round(nodes_seconds, 1), "operatorLog": log_path,
+        "simulatedNodesReadySeconds": round(nodes_seconds, 1),
+        "loadAverageDuringRun": {"min": min(loads, default=None), "median": sorted(loads)[len(loads) // 2] if loads
+                                 else None, "max": max(loads, default=None)}, "operatorLog": log_path,
         **({"profile": args.profile} if args.profile else {}),
     }
     print()
