@@ -193,8 +193,9 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
             parallelism: int) -> int:
     nodes_seconds = localcluster.create_simulated_nodes(core, manifests, names, timeout=600)
     print(f"  {len(manifests)} nodes Ready in {nodes_seconds:.1f}s", flush=True)
-    core.create_namespace({"metadata": {"name": namespace}})
-    while not core.list_namespaced_service_account(namespace, field_selector="metadata.name=default").items:
+    retried(core.create_namespace, {"metadata": {"name": namespace}})
+    while not retried(core.list_namespaced_service_account, namespace,
+                      field_selector="metadata.name=default").items:
         time.sleep(0.2)
 
     env = {**os.environ, "KUBECONFIG": kubeconfig, "STARTBENCH_NAMESPACES": namespace,
@@ -222,7 +223,7 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
                      "cache": "cold", "repetitions": args.repetitions, "mode": args.mode,
                      "parallelism": parallelism, "runTimeoutSeconds": 900}}
     started = time.monotonic()
-    custom.create_namespaced_custom_object("startbench.dev", "v1alpha1", namespace, "benchmarks", body)
+    retried(custom.create_namespaced_custom_object, "startbench.dev", "v1alpha1", namespace, "benchmarks", body)
     status: dict = {}
     loads: list[float] = []  # the 1-minute load average every 5 s: CPU figures on a busy machine are not trustworthy
     try:

@@ -166,16 +166,25 @@ def create_simulated_nodes(core, manifests: list[dict], wait_for: list[str], tim
     lifecycle controller has lifted the not-ready taint it puts on a new node); seconds it took."""
     from concurrent.futures import ThreadPoolExecutor
 
+    import urllib3
     from kubernetes.client.rest import ApiException
 
     started = time.monotonic()
 
     def create(manifest: dict) -> None:
-        try:
-            core.create_node(manifest)
-        except ApiException as err:
-            if err.status != 409:
-                raise
+        for attempt in range(30):  # an API server restarting (the shared cluster's tests restart it) is waited for
+            try:
+                core.create_node(manifest)
+                return
+            except ApiException as err:
+                if err.status == 409:
+                    return
+                if err.status not in (429, 500, 503, 504) or attempt == 29:
+                    raise
+            except (urllib3.exceptions.HTTPError, OSError):
+                if attempt == 29:
+                    raise
+            time.sleep(2)
 
     if manifests:
         with ThreadPoolExecutor(max_workers=min(NODE_CREATE_WORKERS, len(manifests))) as pool:
@@ -183,7 +192,11 @@ def create_simulated_nodes(core, manifests: list[dict], wait_for: list[str], tim
     wanted = set(wait_for)
     deadline = time.monotonic() + timeout
     while True:
-        ready = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items
+        try:
+            listed = core.list_node(label_selector="type=kwok").items
+        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            listed = []  # the API server is away: wait for it, up to the deadline
+        ready = {n.metadata.name for n in listed
                  if any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
                  and not any(t.key in NOT_READY_TAINTS for t in (n.spec.taints or []))}
         if wanted <= ready:
