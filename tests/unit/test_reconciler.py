@@ -815,3 +815,21 @@ def test_recorded_runs_whose_pods_are_gone_are_forgotten_by_the_observer():
     b.step()  # the watch has delivered the deletions: forgotten
     assert not set(first) & set(b.observer.pods_of(NS, NAME))
     assert b.drive().finished and len(b.records()) == 6
+
+
+def test_a_finished_pod_of_the_image_is_deleted_before_the_next_cold_run_purges_its_image():
+    """A purge while a finished pod of the image still exists on the node would leave its layers held by the
+    exited container (a 'cold' pull that is only partly cold): the clean-up comes before new runs start."""
+    nodes = gpu_nodes(1, simulated=True, annotations={SIM_CACHED_IMAGES: json.dumps([IMAGE])})
+    b = Bench(spec(purgeImageBeforeColdRun=True, cache="cold", repetitions=2, parallelism=1,
+                   finishedPods={"keep": "none"}), nodes)
+    b.step()
+    (first,) = b.io.created_names(NS)
+    b.kubelet.run([first])
+    b.io.nodes["gpu-0"]["metadata"]["annotations"][SIM_CACHED_IMAGES] = json.dumps([IMAGE])  # its pull cached it
+    mark = len(b.io.calls)
+    b.step()  # the first run ends: recorded, its pod deleted, then the second run's purge and pod
+    calls = [(c.method, c.args.get("name") or (c.args.get("manifest") or {}).get("metadata", {}).get("name"))
+             for c in b.io.calls[mark:] if c.method in ("delete_pod", "patch_node_annotations", "create_pod")]
+    assert [m for m, _ in calls] == ["delete_pod", "patch_node_annotations", "create_pod"], calls
+    assert calls[0][1] == first and calls[2][1] != first

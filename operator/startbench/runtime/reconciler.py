@@ -157,9 +157,10 @@ class BenchmarkReconciler:
         self._warn_missing_pull_secrets(ctx)
         self._record_ended_runs(ctx)
         self._persist_observations(ctx)
+        self._write_records(ctx)   # the ended runs' records, before any of their pods is deleted
+        self._clean_up_pods(ctx)   # before new runs start: a purge must not race a finished pod of its image
         self._start_new_runs(ctx)
-        self._write_records(ctx)
-        self._clean_up_pods(ctx)
+        self._write_records(ctx)   # runs that could not start (purge failed, pod refused), if any
         return self._write_status(ctx)
 
     def _choose_nodes(self, ctx: "_StepContext") -> Step | None:
