@@ -176,6 +176,9 @@ class BenchmarkReconciler:
             return self._fail(ctx.ref, ctx.body, "NoUsableNodes", str(err))
         ctx.nodes = list(selection.nodes)
         by_name = {(n.get("metadata") or {}).get("name"): n for n in listed}
+        for name in ctx.nodes:  # what _node would read node by node (a thousand GETs before the first run)
+            meta = by_name[name].get("metadata") or {}
+            self.node_meta.setdefault(name, (dict(meta.get("labels") or {}), dict(meta.get("annotations") or {})))
         contexts = [node_context(by_name[name], *(self.io.kubelet_configz(name)
                                                  if not self._simulated(name) else (None, None)))
                     for name in ctx.nodes]
