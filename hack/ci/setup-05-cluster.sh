@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The local cluster's binaries (kube-apiserver, controller-manager, scheduler, kubelet, kubectl, etcd, kwok,
-# helm), built from the Go module proxy by hack/k8s/build.sh into ~/.cache/startbench/bin/<component>-<version>/.
+# The local cluster's binaries (kube-apiserver, controller-manager, scheduler, kubelet, kubectl, kube-proxy, etcd,
+# CoreDNS, kwok, helm), built from the Go module proxy by hack/k8s/build.sh into ~/.cache/startbench/bin/<component>-<version>/.
 # First build on 2 cores: about 8 minutes; afterwards every component is found cached and this takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

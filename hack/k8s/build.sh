@@ -2,7 +2,7 @@
 # Build the local cluster's binaries from the Go module proxy, once, into a versioned cache:
 #   $STARTBENCH_CACHE (default ~/.cache/startbench)/bin/<component>-<version>/<binary>
 # Each component is skipped when its binary is already there, so a warm run costs nothing.
-# Usage: hack/k8s/build.sh [component ...]   (default: all of kubernetes etcd coredns kwok helm)
+# Usage: hack/k8s/build.sh [component ...]   (default: all of kubernetes etcd coredns kwok helm; prometheus on request)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${STARTBENCH_CACHE:-$HOME/.cache/startbench}
@@ -11,6 +11,9 @@ ETCD_VERSION=$(sed -n 's/^require go.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/
 COREDNS_VERSION=$(sed -n 's/^require github.com\/coredns\/coredns \(v[0-9.]*\)$/\1/p' "$here/../coredns/go.mod")
 KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
 HELM_VERSION=${HELM_VERSION:-v3.18.6}
+# Prometheus 3.16.0: its Go module is tagged v0.316.0. Not built by default (the cluster does not need it):
+# hack/ci/setup-30-prometheus.sh builds it for the tests that discover targets with kubernetes_sd_configs.
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath -buildvcs=false"
 
 say() { printf '[build %(%H:%M:%S)T] %s\n' -1 "$*"; }
@@ -55,6 +58,23 @@ build_coredns() {
     say "built coredns in $((SECONDS - t))s"
 }
 
+# Prometheus with Kubernetes service discovery, which Debian's prometheus 2.42 is built without: only that
+# discovery (its build tags remove_all_sd,enable_kubernetes_sd; file and static discovery are always in), no
+# built-in web UI assets (the HTTP API is all the tests use).
+build_prometheus() {
+    local out="$cache/bin/prometheus-$PROMETHEUS_VERSION"
+    built "$out/prometheus" && return 0
+    mkdir -p "$out"
+    local release="3.${PROMETHEUS_VERSION#v0.3}"
+    release="${release%.*}.${PROMETHEUS_VERSION##*.}"
+    say "building prometheus $release ($PROMETHEUS_VERSION) with Kubernetes service discovery"
+    local t=$SECONDS
+    GOBIN="$out" GOFLAGS="-trimpath -buildvcs=false" go install -tags remove_all_sd,enable_kubernetes_sd \
+        -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release" \
+        "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION"
+    say "built prometheus in $((SECONDS - t))s"
+}
+
 go_install() { # name module version
     local out="$cache/bin/$1-$3"
     built "$out/$1" && return 0
@@ -74,6 +94,7 @@ for c in "${components[@]}"; do
         coredns) build_coredns ;;
         kwok) go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
         helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
-        *) echo "unknown component $c (expected kubernetes, etcd, coredns, kwok or helm)" >&2; exit 2 ;;
+        prometheus) build_prometheus ;;
+        *) echo "unknown component $c (expected kubernetes, etcd, coredns, kwok, helm or prometheus)" >&2; exit 2 ;;
     esac
 done

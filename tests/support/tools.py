@@ -3,6 +3,7 @@ tests/conftest.py): each check says what is missing and which setup script bring
 
     @pytest.mark.tools("helm")          the helm binary hack/k8s/build.sh builds into the cache
     @pytest.mark.tools("promtool")      Debian's prometheus package
+    @pytest.mark.tools("prometheus-k8s") Prometheus with Kubernetes service discovery, built by hack/k8s/build.sh
     @pytest.mark.tools("dpkg-query")    Debian's own package database
     @pytest.mark.tools("chromium")      Debian's chromium, for headless screenshots of the HTML report
     @pytest.mark.framework("torch")     a real ML framework in this interpreter (torch, jax, tensorflow)
@@ -55,7 +56,14 @@ def _chromium() -> str | None:
     return None if chromium_path() else f"chromium is not on PATH: run {SETUP_CHROMIUM}"
 
 
-TOOLS = {"helm": _helm, "promtool": _promtool, "dpkg-query": _dpkg_query, "chromium": _chromium}
+def _prometheus_k8s() -> str | None:
+    path = paths.prometheus_path()
+    return None if os.access(path, os.X_OK) else (f"Prometheus with Kubernetes service discovery is not built at "
+                                                  f"{path} (Debian's has none): run {SETUP_PROMETHEUS}")
+
+
+TOOLS = {"helm": _helm, "promtool": _promtool, "dpkg-query": _dpkg_query, "chromium": _chromium,
+         "prometheus-k8s": _prometheus_k8s}
 
 # The modules the workload imports for each framework (workload/frameworks/*_backend.py).
 FRAMEWORKS = {"torch": ("torch", "torchvision"), "jax": ("jax", "flax", "optax"), "tensorflow": ("tensorflow",)}

@@ -150,6 +150,19 @@ def test_all_namespaces_or_a_glob_needs_cluster_wide_work_rules(sets):
 
 
 @needs_helm
+def test_patch_nodes_only_for_purging_simulated_nodes():
+    for docs in (render(), render("cachePurge.enabled=true", "cachePurge.image.repository=r/ctr", "cachePurge.image.tag=v1")):
+        assert not [rule for d in docs if d["kind"] in ("ClusterRole", "Role") for rule in _rules(d)
+                    if rule[1] == "nodes" and rule[2] in WRITE_VERBS]
+    docs = render("cachePurge.simulatedNodes=true")
+    role = one(docs, "ClusterRole", "purge-simulated")
+    assert _rules(role) == [("", "nodes", "patch")]
+    binding = one(docs, "ClusterRoleBinding", "purge-simulated")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert not [d for d in docs if d["kind"] == "DaemonSet"]  # no agent: simulated nodes need none
+
+
+@needs_helm
 def test_the_leader_election_role_reaches_one_lease_in_the_release_namespace():
     docs = render()
     role = one(docs, "Role", "leader-election")

@@ -125,7 +125,7 @@ def test_a_holder_that_cannot_renew_steps_down_before_the_lease_runs_out():
     store, clock = MemoryLeases(), Clock()
     a = elector(store, "a", clock)
     assert a.try_acquire_or_renew()
-    stop, lost = threading.Event(), threading.Event()
+    lost = threading.Event()
     store.fail = True
 
     class Ticking(threading.Event):  # every wait is one retry period on the fake clock

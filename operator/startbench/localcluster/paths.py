@@ -77,6 +77,15 @@ def binaries(cache: Path | None = None) -> Binaries:
     )
 
 
+# Prometheus 3.16.0 with Kubernetes service discovery (Debian's 2.42 has none), built on request by
+# `hack/k8s/build.sh prometheus` (hack/ci/setup-30-prometheus.sh); not part of the cluster.
+PROMETHEUS_VERSION = "v0.316.0"
+
+
+def prometheus_path(cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / "bin" / f"prometheus-{PROMETHEUS_VERSION}" / "prometheus"
+
+
 def cluster_dir(cache: Path | None = None) -> Path:
     return (cache or cache_dir()) / "cluster"
 
