@@ -133,6 +133,16 @@ def retried(call, *args, attempts: int = 60, **kwargs):
             time.sleep(2)
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL when it has not stopped in 30 s (Kopf may take longer with thousands of objects)."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(30)
+
+
 def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
@@ -245,8 +255,7 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
                 # that moment: "Unresolved resources cannot be served"). Start it again; its CPU so far counts.
                 print("  the operator could not resolve Benchmarks when it started: starting it again", flush=True)
                 cpu_earlier += cpu_seconds(operator.pid) - cpu_before
-                operator.terminate()
-                operator.wait(30)
+                stop(operator)
                 log_from = Path(log_path).stat().st_size
                 operator, restarts = start_operator(), restarts + 1
                 time.sleep(3)
@@ -267,8 +276,7 @@ def measure(args, keeper, core, custom, kubeconfig: str, namespace: str, manifes
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes its SVG
             profiler.wait(60)
-        operator.terminate()
-        operator.wait(30)
+        stop(operator)
     # A counter that went down: the API server restarted meanwhile (the shared cluster's tests restart it), and
     # the requests before its restart are missing from the count.
     restarted = any(requests_after.get(k, 0) < n for k, n in requests_before.items())
