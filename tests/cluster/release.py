@@ -172,6 +172,26 @@ class Release:
         return self.lease_holder(coordination).rpartition("_")[0]
 
 
+def forget_built_image(repository: str, tag: str) -> None:
+    """Remove an image the operator built (under POD_REGISTRY) from the real node and from the registry's index,
+    best effort: each test run builds its own, and they would pile up."""
+    import urllib.request
+
+    try:
+        realnode.remove_image(f"{POD_REGISTRY}/{repository}:{tag}", wait_s=60)
+    except Exception:  # noqa: BLE001 - already gone, or still in use: the kubelet's image GC has it
+        pass
+    accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+    base = f"http://127.0.0.1:{clusternet.REGISTRY_PORT}/v2/{repository}/manifests"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/{tag}", method="HEAD", headers={"Accept": accept}),
+                                    timeout=10) as resp:
+            digest = resp.headers["Docker-Content-Digest"]
+        urllib.request.urlopen(urllib.request.Request(f"{base}/{digest}", method="DELETE"), timeout=10)
+    except OSError:
+        pass
+
+
 def kill_container_process(core, namespace: str, pod: str, container: str = "operator") -> float:
     """SIGKILL the container's main process on the real node (a crash, not a shutdown: nothing runs after it).
     Returns time.monotonic() at the kill."""
@@ -228,12 +248,14 @@ class PodWatch:
         return sorted((seen, name) for name, seen in self.first_seen.items() if seen > t)
 
 
-def long_benchmark(name: str, repetitions: int = 10) -> dict:
-    """Sequential runs of the base image on one simulated CPU node, cold and warm: a minute or so of work."""
+def long_benchmark(name: str, repetitions: int = 10, real: bool = False) -> dict:
+    """Sequential runs of the base image, cold and warm, on one simulated CPU node (or the real node: its pods
+    really start, and need no pull simulator): a minute or so of work."""
+    nodes = ({"selector": {"matchLabels": {"startbench.dev/pool": "real"}}, "tolerations": [realnode.TOLERATION]}
+             if real else {"selector": {"matchLabels": {"startbench.dev/pool": "cpu"}}})
     return {"apiVersion": "startbench.dev/v1alpha1", "kind": "Benchmark", "metadata": {"name": name},
             "spec": {"images": [{"name": "base", "image": BASE_IMAGE, "framework": "none"}],
-                     "nodes": {"selector": {"matchLabels": {"startbench.dev/pool": "cpu"}}, "gpusPerPod": 0,
-                               "maxNodes": 1},
+                     "nodes": {**nodes, "gpusPerPod": 0, "maxNodes": 1},
                      "cache": "both", "repetitions": repetitions, "parallelism": 1, "runTimeoutSeconds": 120}}
 
 

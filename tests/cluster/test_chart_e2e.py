@@ -115,6 +115,7 @@ def installed(local_cluster, crd, core, benchmarks_api, operator_digest, dind_im
         yield {"release": release, "watched": watched, "tmp": tmp, "digest": operator_digest}
     finally:
         _teardown(release, core, benchmarks_api, [watched])
+        rel.forget_built_image(f"{release.namespace}/startbench-jax", "slim-cpu")
 
 
 def _apply(release: rel.Release, namespace: str, body: dict | Path) -> str:
