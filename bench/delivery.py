@@ -125,6 +125,7 @@ def main() -> int:
                     core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
                 for image in variants.values():
                     realnode.remove_image(image, wait_s=300)
+                    realnode.wait_unlisted(image)  # the operator's evidence must see it gone too
                 name = f"{variant}-{rep}"
                 records = _run(custom, core, namespace, name, _benchmark(name, variant, variants[variant], args.steps))
                 for record in sorted(records, key=lambda r: r["order"]):

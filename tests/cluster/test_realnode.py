@@ -126,6 +126,7 @@ def test_operator_parses_a_real_report_from_a_real_pod(real_node, jax_image, ope
     assert jax_image == JAX_IMAGE
     digest, _, size = _manifest("startbench-jax", "slim-cpu")
     realnode.remove_image(JAX_IMAGE)  # truly cold: its layers are downloaded again
+    realnode.wait_unlisted(JAX_IMAGE)  # and the kubelet's image list, the operator's evidence, says so
     images = [{"name": "jax", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"}]
     body = bm.benchmark("real", images, pool="real", max_nodes=1, gpus=0, cache="cold", repetitions=1,
                         parallelism=1, runTimeoutSeconds=600,
@@ -232,6 +233,7 @@ def test_the_same_image_delivered_as_gzip_and_as_zstd_both_reach_the_first_step(
     zstd_image = f"{REGISTRY}/startbench-jax:slim-cpu-zstd-{uuid.uuid4().hex[:8]}"
     assert cli.main(["images", "convert", JAX_IMAGE, "--to", "zstd", "--push", zstd_image]) == 0
     realnode.remove_image(JAX_IMAGE)  # both cold: every layer is downloaded
+    realnode.wait_unlisted(JAX_IMAGE)
     images = [{"name": "gzip", "image": JAX_IMAGE, "framework": "jax", "variant": "slim"},
               {"name": "zstd", "image": zstd_image, "framework": "jax", "variant": "slim"}]
     body = bm.benchmark("delivery", images, pool="real", max_nodes=1, gpus=0, cache="cold", repetitions=1,

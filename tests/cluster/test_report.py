@@ -41,10 +41,11 @@ def colour_pixels(png) -> dict[str, int]:
     return out
 
 
-def test_a_real_benchmarks_report_reads_in_a_browser(operator, custom, core, namespace, local_cluster, tiny_image,
+def test_a_real_benchmarks_report_reads_in_a_browser(operator, custom, core, namespace, local_cluster, fresh_image,
                                                       tmp_path, capsys):
-    images = [{"name": "base", "image": bm.BASE_IMAGE, "framework": "pytorch", "variant": "naive"},
-              {"name": "tiny", "image": tiny_image, "framework": "pytorch", "variant": "slim"}]
+    # Two images no node has seen: each node's first cold pull downloads, so the report has real pulls to draw.
+    images = [{"name": "base", "image": fresh_image(1024), "framework": "pytorch", "variant": "naive"},
+              {"name": "tiny", "image": fresh_image(256 * 1024), "framework": "pytorch", "variant": "slim"}]
     bm.create(custom, namespace, bm.benchmark("report", images, max_nodes=2, cache="both", repetitions=2))
     status = bm.wait_finished(custom, namespace, "report", timeout=180)["status"]
     assert status["phase"] == "Succeeded", status

@@ -571,6 +571,24 @@ def _containers_using(lay: Layout, names: set[str]) -> list[str]:
     return [f.split()[0] for f in listed.stdout.splitlines()[1:] if len(f.split()) >= 2 and f.split()[1] in names]
 
 
+def wait_unlisted(reference: str, timeout_s: float = 120.0) -> float:
+    """Wait until the real node's kubelet no longer lists `reference` in its node status (`status.images`): the
+    kubelet refreshes that list only every several seconds, and the operator's cache evidence reads it
+    (core/cache.py), so a run started right after `remove_image` would find the image still listed and take its
+    download for a revalidation. Returns the seconds waited."""
+    from startbench.core.cache import node_evidence
+
+    core = _core(paths.kubeconfig_path())
+    started = time.monotonic()
+    while True:
+        images = [{"names": list(i.names or [])} for i in (core.read_node(NODE_NAME).status.images or [])]
+        if not node_evidence(reference, images).image_on_node:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise RealNodeError(f"{NODE_NAME} still lists {reference} {timeout_s:.0f}s after it was removed")
+        time.sleep(1.0)
+
+
 def remove_image(reference: str, wait_s: float = 60.0) -> list[str]:
     """Remove an image from the node (every name the CRI gave it: tag, repo digest, image ID), so the next pull
     downloads its layers again. Returns the names removed (empty when the node does not have it); the pause image
