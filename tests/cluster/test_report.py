@@ -77,3 +77,25 @@ def test_a_real_benchmarks_report_reads_in_a_browser(operator, custom, core, nam
     assert cli.main(argv + ["--plot", "waterfall", "-o", str(single)]) == 0
     with Image.open(single) as im:
         assert im.format == "PNG" and im.width > 1000
+
+
+def test_results_watch_follows_a_running_benchmark_and_fails_on_a_failed_threshold(operator, custom, core, namespace,
+                                                                                     local_cluster, fresh_image,
+                                                                                     capsys):
+    """`startbench results --watch` on a benchmark that is still running: it prints progress lines while the runs
+    end, the results once it has finished, and exits 1 because a threshold failed (what a CI gate relies on)."""
+    images = [{"name": "tiny", "image": fresh_image(64 * 1024), "framework": "pytorch", "variant": "slim"}]
+    body = bm.benchmark("watched", images, max_nodes=2, cache="both", repetitions=2, parallelism=1,
+                        thresholds=[{"metric": "scheduling", "quantile": "p50", "maxSeconds": 0.000001}])
+    bm.create(custom, namespace, body)
+    argv = ["results", "watched", "-n", namespace, "--kubeconfig", local_cluster["kubeconfig"], "--watch",
+            "--interval", "0.5"]
+    assert cli.main(argv) == 1
+    captured = capsys.readouterr()
+    progress = [line for line in captured.err.splitlines() if " runs ended, " in line]
+    ended = [int(line.split(": ", 1)[1].split("/")[0]) for line in progress]
+    assert ended[-1] == 8 and len(set(ended)) >= 2, progress  # it saw the runs end, not only the end
+    assert "ThresholdsMet False; exit status 1" in progress[-1], progress[-1]
+    assert "Seconds per image, observed cache state and metric" in captured.out  # then the results
+    status = bm.get(custom, namespace, "watched")["status"]
+    assert status["phase"] == "Succeeded" and status["progress"] == "8/8"
