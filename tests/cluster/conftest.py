@@ -164,3 +164,17 @@ def fresh_image(local_cluster, docker_client, registries, base_image):
         return reference
 
     return make
+
+
+@pytest.fixture(scope="module")
+def real_node(local_cluster):
+    """The real node's name, started unless it runs (the cluster's `down` stops it). Skips, with the exact reason,
+    on a machine that cannot run it. tests/cluster/test_realnode.py has its own, which also stops a node it
+    started and checks it left nothing behind."""
+    from startbench.localcluster import realnode
+
+    said: list[str] = []
+    name = realnode.ensure(local_cluster["kubeconfig"], progress=said.append)
+    if name is None:
+        pytest.skip("; ".join(m for m in said if "unavailable" in m) or "the real node cannot run here")
+    return name

@@ -50,15 +50,6 @@ LEASE_SECONDS = 15  # the chart's default operator.leaderElection.leaseDurationS
 
 
 @pytest.fixture(scope="module")
-def real_node(local_cluster):
-    said: list[str] = []
-    name = realnode.ensure(local_cluster["kubeconfig"], progress=said.append)
-    if name is None:
-        pytest.skip("; ".join(m for m in said if "unavailable" in m) or "the real node cannot run here")
-    return name
-
-
-@pytest.fixture(scope="module")
 def operator_digest(real_node, base_image):
     return rel.build_operator_image()
 

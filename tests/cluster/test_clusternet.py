@@ -9,7 +9,6 @@ import json
 import textwrap
 import uuid
 
-import pytest
 
 from startbench.localcluster import clusternet, realnode
 from tests.cluster import benchmarks as bm
@@ -51,15 +50,6 @@ CLIENT = textwrap.dedent("""
             time.sleep(1)
     open("/dev/termination-log", "w").write(json.dumps(out))
 """)
-
-
-@pytest.fixture(scope="module")
-def real_node(local_cluster):
-    said: list[str] = []
-    name = realnode.ensure(local_cluster["kubeconfig"], progress=said.append)
-    if name is None:
-        pytest.skip("; ".join(m for m in said if "unavailable" in m) or "the real node cannot run here")
-    return name
 
 
 def _real_node_pod(name: str, namespace: str, command: list[str], **extra) -> dict:

@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from startbench.localcluster import components, paths
-from startbench.localcluster.processes import Managed
+from startbench.localcluster.processes import Managed, system_path, write_if_changed
 
 Progress = Callable[[str], None]
 
@@ -202,20 +202,6 @@ def problem(host_ip: str) -> str | None:
 
 # ---- starting and stopping -------------------------------------------------------------------------------------
 
-def _path_env() -> str:
-    extra = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    current = os.environ.get("PATH", "").split(os.pathsep)
-    return os.pathsep.join(dict.fromkeys([p for p in current if p] + extra))
-
-
-def _write(path: Path, text: str) -> bool:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_text() == text:
-        return False
-    path.write_text(text)
-    return True
-
-
 def _start(name: str, argv: list[str], check: Callable[[], str | None], changed: bool, progress: Progress,
            env: dict[str, str] | None = None) -> None:
     managed = _managed(name)
@@ -224,7 +210,7 @@ def _start(name: str, argv: list[str], check: Callable[[], str | None], changed:
     if managed.running() and check() is None:
         return
     t = time.monotonic()
-    managed.start(argv, env={"PATH": _path_env(), **(env or {})})
+    managed.start(argv, env={"PATH": system_path(), **(env or {})})
     deadline = time.monotonic() + START_TIMEOUT_S
     found = None
     while time.monotonic() < deadline:
@@ -264,17 +250,17 @@ def ensure(kubeconfig: Path, node_name: str, host_ip: str, pod_subnet: str, prog
            health[FORWARD], False, progress, env={"PYTHONPATH": str(paths.REPO_ROOT / "operator")})
     _apply(kubeconfig, service_objects(host_ip))
     corefile_path = state / "Corefile"
-    changed = _write(corefile_path, corefile(host_ip, kubeconfig))
+    changed = write_if_changed(corefile_path, corefile(host_ip, kubeconfig))
     _start(COREDNS, [str(binaries.coredns), "-conf", str(corefile_path)], health[COREDNS], changed, progress)
     proxy_config = state / "kube-proxy.json"
-    changed = _write(proxy_config, kube_proxy_config(kubeconfig, node_name, host_ip, pod_subnet))
+    changed = write_if_changed(proxy_config, kube_proxy_config(kubeconfig, node_name, host_ip, pod_subnet))
     _start(KUBE_PROXY, [str(binaries.kube_proxy), f"--config={proxy_config}", "--v=1"], health[KUBE_PROXY],
            changed, progress)
 
 
 def _kube_proxy_chains() -> list[str]:
     """kube-proxy's iptables chains in the nat table (empty once `kube-proxy --cleanup` ran)."""
-    iptables = shutil.which("iptables-save", path=_path_env())
+    iptables = shutil.which("iptables-save", path=system_path())
     if iptables is None:
         return []
     saved = subprocess.run([iptables, "-t", "nat"], capture_output=True, text=True, timeout=30).stdout
@@ -292,7 +278,7 @@ def stop(progress: Progress = print) -> list[str]:
     kube_proxy = paths.binaries().kube_proxy
     if _kube_proxy_chains() and os.access(kube_proxy, os.X_OK):
         subprocess.run([str(kube_proxy), "--cleanup", "--v=0"], capture_output=True, timeout=120,
-                       env={**os.environ, "PATH": _path_env()})
+                       env={**os.environ, "PATH": system_path()})
     return stopped
 
 

@@ -159,3 +159,20 @@ def command_lines() -> Iterator[tuple[int, list[bytes]]]:
             continue
         if argv and argv[0]:
             yield int(proc.name), argv
+
+
+def system_path() -> str:
+    """PATH with the system's sbin and bin directories added (iptables, ip and containerd live in sbin, which a
+    login shell of root has and a service environment may not)."""
+    extra = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    current = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(dict.fromkeys([p for p in current if p] + extra))
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write `text` unless the file already holds it; True when it changed (a config whose process must restart)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True

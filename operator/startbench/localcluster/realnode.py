@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from startbench.localcluster import clusternet, paths
-from startbench.localcluster.processes import Managed, command_lines
+from startbench.localcluster.processes import Managed, command_lines, system_path, write_if_changed
 
 Progress = Callable[[str], None]
 
@@ -125,7 +125,7 @@ def unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "the real node needs root (containerd, runc, mounts, network namespaces); run as root"
     missing = [b for b in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables", "mount", "ip")
-               if shutil.which(b, path=_path_env()) is None]
+               if shutil.which(b, path=system_path()) is None]
     if missing:
         return (f"missing programs: {', '.join(missing)}; install Debian's containerd, runc, iptables and iproute2 "
                 "(hack/ci/setup-15-realnode.sh)")
@@ -146,12 +146,6 @@ def unavailable_reason() -> str | None:
         if lacking:
             return f"cgroup v1 controllers not mounted: {', '.join(lacking)}; the kubelet and runc need them"
     return None
-
-
-def _path_env() -> str:
-    extra = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    current = os.environ.get("PATH", "").split(os.pathsep)
-    return os.pathsep.join(dict.fromkeys([p for p in current if p] + extra))
 
 
 def _snapshotter() -> str:
@@ -311,15 +305,6 @@ def kubelet_argv(lay: Layout, kubeconfig: Path) -> list[str]:
             f"--containerd={lay.socket}", "--containerd-namespace=k8s.io", "--v=1"]
 
 
-def _write(path: Path, text: str) -> bool:
-    """Write `text` unless the file already holds it; True when it changed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_text() == text:
-        return False
-    path.write_text(text)
-    return True
-
-
 # ---- the pause image -------------------------------------------------------------------------------------
 
 def _pause_in_registry() -> bool:
@@ -380,7 +365,7 @@ def _managed(name: str) -> Managed:
 
 def _ctr(lay: Layout, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(["ctr", "--address", str(lay.socket), *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PATH": _path_env()})
+                          timeout=timeout, env={**os.environ, "PATH": system_path()})
 
 
 def containerd_problem(lay: Layout) -> str | None:
@@ -413,8 +398,8 @@ def _start_containerd(lay: Layout, progress: Progress) -> None:
     if not managed.running():
         lay.socket.unlink(missing_ok=True)
     t = time.monotonic()
-    binary = shutil.which("containerd", path=_path_env()) or "containerd"
-    managed.start([binary, "--config", str(lay.containerd_config)], env={"PATH": _path_env()})
+    binary = shutil.which("containerd", path=system_path()) or "containerd"
+    managed.start([binary, "--config", str(lay.containerd_config)], env={"PATH": system_path()})
     deadline = time.monotonic() + 30
     problem = None
     while time.monotonic() < deadline:
@@ -434,7 +419,7 @@ def _ensure_bridge() -> None:
     """The CNI bridge, created before the kubelet so its gateway address can be the node IP (the bridge
     plugin adopts an existing bridge with its gateway address)."""
     def ip(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", *args], capture_output=True, text=True, env={**os.environ, "PATH": _path_env()})
+        return subprocess.run(["ip", *args], capture_output=True, text=True, env={**os.environ, "PATH": system_path()})
 
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
         made = ip("link", "add", BRIDGE, "type", "bridge")
@@ -503,7 +488,7 @@ def _start_kubelet(lay: Layout, kubeconfig: Path, progress: Progress) -> None:
     managed = _managed(KUBELET)
     t = time.monotonic()
     if not managed.running():
-        managed.start(kubelet_argv(lay, kubeconfig), env={"PATH": _path_env()})
+        managed.start(kubelet_argv(lay, kubeconfig), env={"PATH": system_path()})
     deadline = time.monotonic() + READY_TIMEOUT_S
     problem = None
     while time.monotonic() < deadline:
@@ -543,12 +528,12 @@ def _ensure(kubeconfig: Path, progress: Progress) -> str:
     lay = layout()
     for d in (lay.root, lay.kubelet_root, lay.root / "pod-logs", lay.root / "runc"):
         d.mkdir(parents=True, exist_ok=True)
-    containerd_changed = _write(lay.containerd_config, containerd_config(
+    containerd_changed = write_if_changed(lay.containerd_config, containerd_config(
         lay, _snapshotter(), restrict_oom=not _has_cap_sys_resource()))
     for path, text in registry_hosts(lay).items():
-        _write(path, text)  # read on every pull: no restart
-    _write(lay.cni_conf_dir / "10-startbench.conflist", cni_config(lay))
-    kubelet_changed = _write(lay.kubelet_config, kubelet_config(lay, paths.cluster_dir() / "pki" / "ca.crt"))
+        write_if_changed(path, text)  # read on every pull: no restart
+    write_if_changed(lay.cni_conf_dir / "10-startbench.conflist", cni_config(lay))
+    kubelet_changed = write_if_changed(lay.kubelet_config, kubelet_config(lay, paths.cluster_dir() / "pki" / "ca.crt"))
     # A running process keeps the configuration it started with: restart what a changed file configures.
     if containerd_changed or kubelet_changed:
         if _managed(KUBELET).stop():
